@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// RecKit: a CPU recommendation engine. Module graph (one-way):
+//   RecKitCore ← RecKitKernels ← RecKitBenchmarks ← reckit (CLI)
+//   CRecKitShims, CBLAS: thin C / system-library targets used only by RecKitKernels.
+import PackageDescription
+
+/// Release builds get `-target-cpu` from `scripts/build.sh` on the command line, never here:
+/// `unsafeFlags` would forbid using RecKit as a dependency, and plain `swift build`/`swift test` must work.
+let package = Package(
+    name: "RecKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "reckit", targets: ["reckit"]),
+        .library(name: "RecKitCore", targets: ["RecKitCore"]),
+        .library(name: "RecKitKernels", targets: ["RecKitKernels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "RecKitCore"),
+        .target(name: "CRecKitShims"),
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"]),
+        .target(
+            name: "RecKitBenchmarks",
+            dependencies: ["RecKitCore", "RecKitKernels", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "reckit",
+            dependencies: [
+                "RecKitCore", "RecKitKernels", "RecKitBenchmarks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
+        .testTarget(name: "RecKitCoreTests", dependencies: ["RecKitCore", "RecKitTestSupport"]),
+        .testTarget(
+            name: "RecKitKernelsTests",
+            dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]
+        ),
+    ]
+)

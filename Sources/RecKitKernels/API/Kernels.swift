@@ -1,0 +1,62 @@
+/// The public entry points: validate shapes, then call the variant chosen by `KernelVariant.active`.
+///
+/// ```swift
+/// let pool = ThreadPool(threads: 2)
+/// try Kernels.linearForward(.init(input: x, weight: w.pointer, bias: b.pointer, output: y, activation: .relu), pool: pool)
+/// try Kernels.embeddingBagForward(table: t, bags: bags, mode: .sum, output: concat.columns(16, count: 16), pool: pool)
+/// ```
+public enum Kernels {
+    public static func gemm(_ g: GEMMArguments, pool: ThreadPool) throws(KernelError) {
+        try g.validate()
+        KernelRegistry.gemm.active(g, pool)
+    }
+
+    public static func linearForward(_ a: LinearForwardArguments, pool: ThreadPool) throws(KernelError) {
+        try a.validate()
+        KernelRegistry.linearForward.active(a, pool)
+    }
+
+    public static func linearBackward(_ a: LinearBackwardArguments, pool: ThreadPool) throws(KernelError) {
+        try a.validate()
+        KernelRegistry.linearBackward.active(a, pool)
+    }
+
+    /// y = act(x) elementwise over `count` floats; `y` may be `x`.
+    public static func activationForward(_ act: Activation, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
+        KernelRegistry.activationForward.active(act, x, y, count)
+    }
+
+    /// dx = dy ⊙ act′(y); `dx` may be `dy`.
+    public static func activationBackward(_ act: Activation, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                          dx: UnsafeMutablePointer<Float>, count: Int) {
+        KernelRegistry.activationBackward.active(act, y, dy, dx, count)
+    }
+
+    /// Summed BCE-with-logits loss; writes gradScale·(σ(z) − y) into `grad` when given (use 1/B for the mean).
+    public static func bceWithLogits(logits: UnsafePointer<Float>, labels: UnsafePointer<Float>, count: Int,
+                                     grad: UnsafeMutablePointer<Float>?, gradScale: Float) -> Double {
+        KernelRegistry.bceWithLogits.active(logits, labels, count, grad, gradScale)
+    }
+
+    public static func embeddingBagForward(table: EmbeddingTableView, bags: JaggedBags, mode: PoolingMode,
+                                           output: MatrixView, pool: ThreadPool) throws(KernelError) {
+        if let e = KernelRegistry.embeddingBagForward.active(table, bags, mode, output, pool) { throw e }
+    }
+
+    /// Fused backward + sparse optimizer; `state` holds `update.optimizer.stateCount(rows:dim:)` floats.
+    public static func embeddingBagBackward(table: EmbeddingTableView, state: UnsafeMutablePointer<Float>?, stateCount: Int,
+                                            bags: JaggedBags, mode: PoolingMode, gradOutput: MatrixView,
+                                            update: SparseUpdate, workspace: EmbeddingBackwardWorkspace,
+                                            pool: ThreadPool) throws(KernelError) {
+        if let e = KernelRegistry.embeddingBagBackward.active(table, state, stateCount, bags, mode, gradOutput, update, workspace, pool) { throw e }
+    }
+
+    public static func interactionForward(_ a: InteractionArguments, output: MatrixView, pool: ThreadPool) throws(KernelError) {
+        if let e = KernelRegistry.interactionForward.active(a, output, pool) { throw e }
+    }
+
+    public static func interactionBackward(_ a: InteractionArguments, gradOutput: MatrixView, gradFeatures: MatrixView,
+                                           pool: ThreadPool) throws(KernelError) {
+        if let e = KernelRegistry.interactionBackward.active(a, gradOutput, gradFeatures, pool) { throw e }
+    }
+}

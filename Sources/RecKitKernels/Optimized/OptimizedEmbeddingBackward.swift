@@ -1,0 +1,127 @@
+import RecKitCore
+
+/// Fused embedding-bag backward + sparse optimizer, FBGEMM-style, without sorting.
+///
+/// Rows are partitioned among the pool's threads by a hash of the row id, so every row is owned by exactly one
+/// thread and no two threads write the same row or accumulator. Thread t scans all positions in order, keeps
+/// those it owns, aggregates their gradients per unique row in its private hash map (position order, so the
+/// sums equal the reference's bit for bit), then applies the optimizer once per unique row. The result does not
+/// depend on the thread count or scheduling.
+enum OptimizedEmbeddingBackward {
+    static func backward(table: EmbeddingTableView, state: UnsafeMutablePointer<Float>?, stateCount: Int,
+                         bags: JaggedBags, mode: PoolingMode, gradOutput: MatrixView, update: SparseUpdate,
+                         workspace: EmbeddingBackwardWorkspace, pool: ThreadPool) throws(KernelError) {
+        try EmbeddingBackwardChecks.check(table: table, stateCount: stateCount, state: state, update: update)
+        try BagValidation.validateBoundaries(bags)
+        guard gradOutput.columns == table.dim, gradOutput.rows >= bags.bagCount else {
+            throw .shapeMismatch("embedding gradOutput must be \(bags.bagCount)×\(table.dim)")
+        }
+        // Range check before any update: a bad index must not leave the table half-updated.
+        let rows = UInt32(truncatingIfNeeded: table.rows)
+        for p in 0..<bags.count where UInt32(bitPattern: bags.indices[p]) >= rows {
+            try BagValidation.validate(bags, rows: table.rows)
+        }
+        let parts = bags.count >= 512 ? pool.threadCount : 1
+        workspace.prepare(partitions: parts, indices: bags.count, dim: table.dim)
+        let partitions = workspace.partitions
+        pool.parallelFor(parts) { t in
+            let ws = partitions[t]
+            let unique = aggregate(owner: t, of: parts, bags: bags, mode: mode, gradOutput: gradOutput,
+                                   dim: table.dim, ws: ws)
+            apply(unique: unique, ws: ws, table: table, state: state, update: update)
+            for u in 0..<unique { ws.keys.pointer[Int(ws.hashPos.pointer[u])] = -1 }
+        }
+    }
+
+    @inline(__always) static func owner(_ row: Int32, _ parts: Int) -> Int {
+        parts == 1 ? 0 : Int((UInt32(bitPattern: row) &* 0x85EB_CA6B) >> 16) % parts
+    }
+
+    /// Sums each owned row's gradient over its occurrences; returns the number of unique owned rows.
+    static func aggregate(owner t: Int, of parts: Int, bags: JaggedBags, mode: PoolingMode,
+                          gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition) -> Int {
+        let keys = ws.keys.pointer, slots = ws.slots.pointer, uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
+        let grads = ws.grads.pointer
+        let mask = ws.capacity - 1
+        let chunks = d / 16
+        var unique = 0
+        var start = 0
+        for b in 0..<bags.bagCount {
+            let end = OptimizedEmbeddingBag.bagEnd(bags, b, start)
+            let s = BagValidation.scale(mode, length: end - start)
+            let g = gradOutput.row(b)
+            for p in start..<end {
+                let r = bags.indices[p]
+                if owner(r, parts) != t { continue }
+                var h = Int((UInt32(bitPattern: r) &* 0x9E37_79B1) >> 7) & mask
+                while keys[h] != r && keys[h] != -1 { h = (h + 1) & mask }
+                let slot: Int
+                if keys[h] == -1 {
+                    keys[h] = r
+                    slot = unique
+                    slots[h] = Int32(slot)
+                    uniq[slot] = r
+                    hpos[slot] = Int32(h)
+                    unique += 1
+                    (grads + slot * d).update(repeating: 0, count: d)
+                } else {
+                    slot = Int(slots[h])
+                }
+                let w = bags.weights?[p] ?? 1
+                let f = mode == .sum ? w : w * s
+                let acc = grads + slot * d
+                let fv = F16x(repeating: f)
+                for c in 0..<chunks { store16(load16(acc + c * 16) + load16(g + c * 16) * fv, acc + c * 16) }
+                for j in (chunks * 16)..<d { acc[j] += g[j] * f }
+            }
+            start = end
+        }
+        return unique
+    }
+
+    /// Applies the optimizer to each unique row once (see `SparseOptimizerKind` for the rules).
+    static func apply(unique: Int, ws: EmbeddingBackwardWorkspace.Partition, table: EmbeddingTableView,
+                      state: UnsafeMutablePointer<Float>?, update: SparseUpdate) {
+        let d = table.dim, chunks = d / 16
+        let lr = update.learningRate, eps = update.eps, wd = update.weightDecay
+        let lrv = F16x(repeating: lr), epsv = F16x(repeating: eps), wdv = F16x(repeating: wd)
+        for u in 0..<unique {
+            let r = Int(ws.rows.pointer[u])
+            let row = table.weights + r * d
+            let g = ws.grads.pointer + u * d
+            if wd != 0 {
+                for c in 0..<chunks { store16(load16(g + c * 16) + wdv * load16(row + c * 16), g + c * 16) }
+                for j in (chunks * 16)..<d { g[j] += wd * row[j] }
+            }
+            switch update.optimizer {
+            case .sgd:
+                for c in 0..<chunks { store16(load16(row + c * 16) - lrv * load16(g + c * 16), row + c * 16) }
+                for j in (chunks * 16)..<d { row[j] -= lr * g[j] }
+            case .adagrad:
+                guard let state else { return }
+                let h = state + r * d
+                for c in 0..<chunks {
+                    let gv = load16(g + c * 16)
+                    let hv = load16(h + c * 16) + gv * gv
+                    store16(hv, h + c * 16)
+                    store16(load16(row + c * 16) - lrv * gv / (hv.squareRoot() + epsv), row + c * 16)
+                }
+                for j in (chunks * 16)..<d {
+                    h[j] += g[j] * g[j]
+                    row[j] -= lr * g[j] / (h[j].squareRoot() + eps)
+                }
+            case .rowWiseAdagrad:
+                guard let state else { return }
+                var sqv = F16x.zero
+                for c in 0..<chunks { let gv = load16(g + c * 16); sqv += gv * gv }
+                var sq = sqv.sum()
+                for j in (chunks * 16)..<d { sq += g[j] * g[j] }
+                state[r] += sq / Float(d)
+                let m = lr / (state[r].squareRoot() + eps)
+                let mv = F16x(repeating: m)
+                for c in 0..<chunks { store16(load16(row + c * 16) - mv * load16(g + c * 16), row + c * 16) }
+                for j in (chunks * 16)..<d { row[j] -= m * g[j] }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which implementation of each kernel runs.
+public enum KernelVariant: String, Sendable, CaseIterable {
+    /// Plain loops: the definition, slow, used to test the optimized variants.
+    case reference
+    /// SIMD, threads, BLAS.
+    case optimized
+
+    /// `RECKIT_KERNELS=reference` forces the reference path for the whole process (any other value, or
+    /// none, selects the optimized one). Read once at start.
+    public static let environmentKey = "RECKIT_KERNELS"
+
+    /// The variant selected by the environment.
+    public static let active: KernelVariant = {
+        guard let v = getenv(environmentKey) else { return .optimized }
+        return String(cString: v).lowercased() == "reference" ? .reference : .optimized
+    }()
+}
+
+// Kernels that can refuse their input return the error instead of throwing it: typed-throws function types
+// used as generic arguments crash Swift 6.3's SIL generation. `Kernels` turns the result back into a throw.
+@inline(__always) func captured(_ body: () throws(KernelError) -> Void) -> KernelError? {
+    do { try body(); return nil } catch { return error }
+}
+
+/// One kernel: a reference twin and an optimized variant with the same signature.
+public struct KernelPair<Signature: Sendable>: Sendable {
+    public let name: String
+    public let summary: String
+    public let reference: Signature
+    public let optimized: Signature
+
+    public func variant(_ v: KernelVariant) -> Signature { v == .reference ? reference : optimized }
+    /// The variant chosen by `KernelVariant.active`.
+    public var active: Signature { variant(KernelVariant.active) }
+}
+
+public typealias GEMMKernel = @Sendable (GEMMArguments, ThreadPool) -> Void
+public typealias LinearForwardKernel = @Sendable (LinearForwardArguments, ThreadPool) -> Void
+public typealias LinearBackwardKernel = @Sendable (LinearBackwardArguments, ThreadPool) -> Void
+/// (activation, x, y, count); y may alias x.
+public typealias ActivationForwardKernel = @Sendable (Activation, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+/// (activation, y = forward output, dy, dx, count); dx may alias dy.
+public typealias ActivationBackwardKernel = @Sendable (Activation, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+/// (logits, labels, count, gradient out or nil, gradient scale) → summed loss.
+public typealias BCEKernel = @Sendable (UnsafePointer<Float>, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>?, Float) -> Double
+public typealias EmbeddingBagForwardKernel = @Sendable (EmbeddingTableView, JaggedBags, PoolingMode, MatrixView, ThreadPool) -> KernelError?
+/// (table, optimizer state, state count, bags, mode, gradOutput, update, workspace, pool)
+public typealias EmbeddingBagBackwardKernel = @Sendable (EmbeddingTableView, UnsafeMutablePointer<Float>?, Int, JaggedBags, PoolingMode, MatrixView, SparseUpdate, EmbeddingBackwardWorkspace, ThreadPool) -> KernelError?
+public typealias InteractionForwardKernel = @Sendable (InteractionArguments, MatrixView, ThreadPool) -> KernelError?
+public typealias InteractionBackwardKernel = @Sendable (InteractionArguments, MatrixView, MatrixView, ThreadPool) -> KernelError?
+
+/// The one table of kernels: dispatch (`.active`), tests (both variants) and benchmarks all read it.
+public enum KernelRegistry {
+    public static let gemm = KernelPair<GEMMKernel>(
+        name: "gemm", summary: "C = αop(A)op(B) + βC (OpenBLAS, pool-partitioned)",
+        reference: { ReferenceDense.gemm($0, pool: $1) }, optimized: { OptimizedGEMM.gemm($0, pool: $1) })
+    public static let linearForward = KernelPair<LinearForwardKernel>(
+        name: "linear_forward", summary: "Y = act(X·Wᵀ + b), fused epilogue, GEMV for N = 1",
+        reference: { ReferenceDense.linearForward($0, pool: $1) }, optimized: { OptimizedLinear.forward($0, pool: $1) })
+    public static let linearBackward = KernelPair<LinearBackwardKernel>(
+        name: "linear_backward", summary: "dZ, dW, db, dX of the linear layer",
+        reference: { ReferenceDense.linearBackward($0, pool: $1) }, optimized: { OptimizedLinear.backward($0, pool: $1) })
+    public static let activationForward = KernelPair<ActivationForwardKernel>(
+        name: "activation_forward", summary: "ReLU / sigmoid / identity",
+        reference: { ReferenceDense.activationForward($0, $1, $2, $3) },
+        optimized: { OptimizedActivation.forward($0, $1, $2, $3) })
+    public static let activationBackward = KernelPair<ActivationBackwardKernel>(
+        name: "activation_backward", summary: "dx = dy ⊙ act′(y)",
+        reference: { ReferenceDense.activationBackward($0, $1, $2, $3, $4) },
+        optimized: { OptimizedActivation.backward($0, $1, $2, $3, $4) })
+    public static let bceWithLogits = KernelPair<BCEKernel>(
+        name: "bce_with_logits", summary: "stable binary cross-entropy with logits + gradient",
+        reference: { ReferenceDense.bceWithLogits($0, $1, $2, $3, $4) },
+        optimized: { OptimizedActivation.bceWithLogits($0, $1, $2, $3, $4) })
+    public static let embeddingBagForward = KernelPair<EmbeddingBagForwardKernel>(
+        name: "embedding_bag_forward", summary: "sum/mean/weighted pooling into a strided output",
+        reference: { t, b, m, o, p in captured { () throws(KernelError) in try ReferenceEmbeddingBag.forward(table: t, bags: b, mode: m, output: o, pool: p) } },
+        optimized: { t, b, m, o, p in captured { () throws(KernelError) in try OptimizedEmbeddingBag.forward(table: t, bags: b, mode: m, output: o, pool: p) } })
+    public static let embeddingBagBackward = KernelPair<EmbeddingBagBackwardKernel>(
+        name: "embedding_bag_backward", summary: "fused backward + SGD / Adagrad / row-wise Adagrad, duplicates aggregated",
+        reference: { t, s, sc, b, m, g, u, w, p in captured { () throws(KernelError) in
+            try ReferenceEmbeddingBag.backward(table: t, state: s, stateCount: sc, bags: b, mode: m, gradOutput: g,
+                                               update: u, workspace: w, pool: p) } },
+        optimized: { t, s, sc, b, m, g, u, w, p in captured { () throws(KernelError) in
+            try OptimizedEmbeddingBackward.backward(table: t, state: s, stateCount: sc, bags: b, mode: m, gradOutput: g,
+                                                    update: u, workspace: w, pool: p) } })
+    public static let interactionForward = KernelPair<InteractionForwardKernel>(
+        name: "dot_interaction_forward", summary: "DLRM pairwise dots (lower triangle) after the dense vector",
+        reference: { a, o, p in captured { () throws(KernelError) in try ReferenceInteraction.forward(a, output: o, pool: p) } },
+        optimized: { a, o, p in captured { () throws(KernelError) in try OptimizedInteraction.forward(a, output: o, pool: p) } })
+    public static let interactionBackward = KernelPair<InteractionBackwardKernel>(
+        name: "dot_interaction_backward", summary: "gradient of the dot interaction",
+        reference: { a, g, gf, p in captured { () throws(KernelError) in try ReferenceInteraction.backward(a, gradOutput: g, gradFeatures: gf, pool: p) } },
+        optimized: { a, g, gf, p in captured { () throws(KernelError) in try OptimizedInteraction.backward(a, gradOutput: g, gradFeatures: gf, pool: p) } })
+
+    /// Every kernel's name and summary, in a fixed order (for listings and reports).
+    public static let catalogue: [(name: String, summary: String)] = [
+        (gemm.name, gemm.summary), (linearForward.name, linearForward.summary),
+        (linearBackward.name, linearBackward.summary), (activationForward.name, activationForward.summary),
+        (activationBackward.name, activationBackward.summary), (bceWithLogits.name, bceWithLogits.summary),
+        (embeddingBagForward.name, embeddingBagForward.summary), (embeddingBagBackward.name, embeddingBagBackward.summary),
+        (interactionForward.name, interactionForward.summary), (interactionBackward.name, interactionBackward.summary),
+    ]
+}

@@ -1,0 +1,113 @@
+import RecKitCore
+@testable import RecKitKernels
+import RecKitTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Per-task hit counters (each task owns its slot; a duplicate run shows up as a count of 2).
+final class Counter: @unchecked Sendable {
+    let slots: AlignedBuffer<Int>
+    init(_ n: Int) { slots = AlignedBuffer(count: n) }
+    func hit(_ i: Int) { slots.pointer[i] += 1 }
+    var allOnce: Bool { slots.toArray().allSatisfy { $0 == 1 } }
+}
+
+@Suite("Runtime: thread pool, CPU features, OpenBLAS loading, registry")
+struct RuntimeTests {
+    @Test("parallelFor runs every task exactly once, for many regions and sizes", arguments: [1, 2, 3, 4])
+    func parallelForCoverage(threads: Int) {
+        let pool = ThreadPool(threads: threads)
+        for n in [0, 1, 2, 3, 7, 64, 1000] {
+            for _ in 0..<50 {
+                let c = Counter(n)
+                pool.parallelFor(n) { c.hit($0) }
+                #expect(c.allOnce)
+            }
+        }
+    }
+
+    @Test("nested parallelFor runs serially instead of deadlocking")
+    func nested() {
+        let pool = ThreadPool(threads: 2)
+        let c = Counter(16)
+        pool.parallelFor(4) { i in pool.parallelFor(4) { j in c.hit(i * 4 + j) } }
+        #expect(c.allOnce)
+    }
+
+    @Test("pools are created and torn down cleanly (workers joined, including sleeping ones)")
+    func lifecycle() {
+        for i in 0..<20 {
+            let pool = ThreadPool(threads: 3)
+            if i % 5 == 0 { usleep(10_000) }  // let workers reach the sleeping state
+            let c = Counter(8)
+            pool.parallelFor(8) { c.hit($0) }
+            #expect(c.allOnce)
+        }
+    }
+
+    @Test("split gives contiguous, covering, balanced ranges")
+    func split() {
+        for total in [0, 1, 5, 100] {
+            for parts in [1, 2, 3, 8, 200] {
+                let r = ThreadPool.split(total, into: parts)
+                #expect(r.first?.lowerBound == 0 && r.last?.upperBound == total)
+                for (a, b) in zip(r, r.dropFirst()) { #expect(a.upperBound == b.lowerBound) }
+                let sizes = r.map(\.count)
+                #expect(sizes.max()! - sizes.min()! <= 1)
+            }
+        }
+    }
+
+    @Test("OpenBLAS core type: the user's OPENBLAS_CORETYPE wins; otherwise a correct AVX kernel, never Prescott on AVX-512")
+    func openBLASCoreType() throws {
+        let userValue = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        let blas = try BLASRuntime.shared.get()
+        if let userValue {
+            #expect(blas.coreTypeFromUser)
+            #expect(blas.requestedCoreType == userValue)
+        } else {
+            #expect(!blas.coreTypeFromUser)
+            #expect(getenv("OPENBLAS_CORETYPE") == nil, "RecKit must not leave the variable set")
+            if let expected = CPUFeatures.host.openBLASCoreType {
+                #expect(blas.coreName.lowercased() == expected.lowercased(), "OpenBLAS chose \(blas.coreName), config \(blas.config)")
+                #expect(blas.coreName.lowercased() != "prescott")
+            }
+        }
+        #expect(blas.threads == 1, "OpenBLAS must run single-threaded inside RecKit's pool")
+    }
+
+    @Test("core type mapping from CPU features")
+    func coreTypeMapping() {
+        var f = CPUFeatures()
+        #expect(f.openBLASCoreType == nil)
+        f.avx2 = true; f.fma = true
+        #expect(f.openBLASCoreType == "Haswell")
+        f.avx512f = true; f.avx512bw = true; f.avx512dq = true; f.avx512vl = true
+        #expect(f.openBLASCoreType == "SkylakeX")
+        f.avx512bf16 = true
+        #expect(f.openBLASCoreType == "Cooperlake")
+    }
+
+    @Test("registry: one entry per kernel, both variants present, environment selects the path")
+    func registry() {
+        let names = KernelRegistry.catalogue.map(\.name)
+        #expect(Set(names).count == names.count && names.count == 10)
+        let env = getenv(KernelVariant.environmentKey).map { String(cString: $0) }
+        #expect(KernelVariant.active == (env?.lowercased() == "reference" ? .reference : .optimized))
+    }
+
+    @Test("Kernels.* dispatch agrees with the active variant of the registry")
+    func dispatch() throws {
+        let pool = ThreadPool(threads: 2)
+        let c = BagCase(seed: 3, rows: 40, dim: 16, bags: 30, maxLength: 4)
+        let viaAPI = AlignedBuffer<Float>(count: 30 * 16)
+        try c.withBags(useOffsets: true) { bags in
+            try Kernels.embeddingBagForward(table: c.view, bags: bags, mode: .sum,
+                                            output: MatrixView(base: viaAPI.pointer, rows: 30, columns: 16), pool: pool)
+        }
+        let direct = runForward(KernelVariant.active, c, mode: .sum, useOffsets: true, pool: pool)
+        assertClose(viaAPI.toArray(), direct.out, .exact, "dispatch")
+    }
+}

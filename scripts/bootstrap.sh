@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages RecKit needs, idempotently.
+#  - nothing to do when every package is present (exit 0, no apt calls);
+#  - as root: apt-get update + install; with passwordless sudo: the same through sudo;
+#  - otherwise: prints the exact apt-get line to run and exits 1.
+# Usage: scripts/bootstrap.sh [--check]   (--check only reports what is missing)
+set -euo pipefail
+
+PACKAGES=(
+  pkg-config          # locating system libraries
+  libopenblas-dev     # GEMM (loaded at run time with the right kernel family; see BLASRuntime.swift)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "bootstrap: all system packages present (${PACKAGES[*]})"
+  exit 0
+fi
+echo "bootstrap: missing: ${missing[*]}"
+[[ "${1:-}" == "--check" ]] && exit 1
+
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  SUDO="sudo"
+else
+  echo "bootstrap: not root and no passwordless sudo. Run:" >&2
+  echo "  sudo apt-get update && sudo $line" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO $line
+echo "bootstrap: installed ${missing[*]}"

@@ -1,7 +1,65 @@
 import ArgumentParser
+import Foundation
+import Logging
+import RecKitKernels
 
 struct RecKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "reckit", abstract: "RecKit: recommendation models on CPUs.",
-        subcommands: [])
+        commandName: "reckit",
+        abstract: "RecKit: train, evaluate and serve recommendation models on CPUs.",
+        subcommands: [Bench.self, KernelsCommand.self])
+}
+
+/// Options every command shares.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "Threads for parallel kernels (default: all online cores).")
+    var threads: Int?
+
+    @Flag(name: .long, help: "Print one JSON object at the end instead of a human summary.")
+    var json = false
+
+    var resolvedThreads: Int { max(1, threads ?? ThreadPool.hardwareConcurrency) }
+}
+
+/// Logging to stderr, so stdout stays clean for `--json`.
+enum CLILog {
+    static let bootstrap: Void = {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = ProcessInfo.processInfo.environment["RECKIT_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return h
+        }
+    }()
+
+    static func logger(_ label: String) -> Logger {
+        _ = bootstrap
+        return Logger(label: label)
+    }
+
+    /// Warns once about set-up problems that make RecKit slow or broken.
+    static func checkEnvironment(_ logger: Logger) throws {
+        switch BLASRuntime.shared {
+        case .failure(let e):
+            throw ValidationError("\(e)")
+        case .success(let blas):
+            if blas.coreName.lowercased() == "prescott", CPUFeatures.host.avx2 {
+                logger.warning("OpenBLAS runs its SSE3 (Prescott) kernels on this AVX CPU: GEMM will be ~5x slow (OPENBLAS_CORETYPE=\(blas.requestedCoreType ?? "unset"))")
+            }
+        }
+        #if !RECKIT_NATIVE_BUILD
+        if CPUFeatures.host.avx2 {
+            logger.warning("this binary targets baseline x86-64: SIMD kernels run 5-50x slower; build with scripts/build.sh (make build)")
+        }
+        #endif
+        if KernelVariant.active == .reference {
+            logger.notice("\(KernelVariant.environmentKey)=reference: running the plain reference kernels")
+        }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
 }

@@ -9,6 +9,9 @@
 /// Hint the CPU to bring the cache line holding `p` into L1 (read intent).
 static inline void reckit_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
+/// Hint the CPU to bring the cache line holding `p` into L1 with intent to write (read-modify-write rows).
+static inline void reckit_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
+
 /// Spin-wait hint (x86 `pause`); keeps a spinning thread polite to its hyper-thread sibling.
 static inline void reckit_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

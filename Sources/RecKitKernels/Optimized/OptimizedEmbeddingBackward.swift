@@ -1,3 +1,4 @@
+import CRecKitShims
 import RecKitCore
 
 /// Fused embedding-bag backward + sparse optimizer, FBGEMM-style, without sorting.
@@ -34,7 +35,8 @@ enum OptimizedEmbeddingBackward {
     }
 
     @inline(__always) static func owner(_ row: Int32, _ parts: Int) -> Int {
-        parts == 1 ? 0 : Int((UInt32(bitPattern: row) &* 0x85EB_CA6B) >> 16) % parts
+        // Multiply-shift range reduction (Lemire) instead of `%`: an integer division per index costs ~25 cycles.
+        Int((UInt64(UInt32(bitPattern: row) &* 0x85EB_CA6B) &* UInt64(parts)) >> 32)
     }
 
     /// Sums each owned row's gradient over its occurrences; returns the number of unique owned rows.
@@ -42,42 +44,58 @@ enum OptimizedEmbeddingBackward {
                           gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition) -> Int {
         let keys = ws.keys.pointer, slots = ws.slots.pointer, uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
         let grads = ws.grads.pointer
-        let mask = ws.capacity - 1
+        // Probe only as many slots as this batch needs (≤ capacity; unused slots are always empty), so a small
+        // batch after a large one keeps its hash map in L1/L2.
+        var slotsNeeded = 16
+        while slotsNeeded < 2 * max(bags.count, 1) { slotsNeeded <<= 1 }
+        let mask = min(slotsNeeded, ws.capacity) - 1
         let chunks = d / 16
         var unique = 0
         var start = 0
+        let gLines = (d * 4 + 63) / 64
         for b in 0..<bags.bagCount {
             let end = OptimizedEmbeddingBag.bagEnd(bags, b, start)
             let s = BagValidation.scale(mode, length: end - start)
             let g = gradOutput.row(b)
+            // Gradient rows are strided (one line per table in a [B, T·D] buffer): fetch a few bags ahead.
+            if b + gradPrefetchBags < bags.bagCount {
+                let ahead = gradOutput.row(b + gradPrefetchBags)
+                for l in 0..<gLines { reckit_prefetch(ahead + l * 16) }
+            }
             for p in start..<end {
                 let r = bags.indices[p]
                 if owner(r, parts) != t { continue }
                 var h = Int((UInt32(bitPattern: r) &* 0x9E37_79B1) >> 7) & mask
                 while keys[h] != r && keys[h] != -1 { h = (h + 1) & mask }
-                let slot: Int
-                if keys[h] == -1 {
-                    keys[h] = r
-                    slot = unique
-                    slots[h] = Int32(slot)
-                    uniq[slot] = r
-                    hpos[slot] = Int32(h)
-                    unique += 1
-                    (grads + slot * d).update(repeating: 0, count: d)
-                } else {
-                    slot = Int(slots[h])
-                }
                 let w = bags.weights?[p] ?? 1
                 let f = mode == .sum ? w : w * s
-                let acc = grads + slot * d
                 let fv = F16x(repeating: f)
-                for c in 0..<chunks { store16(load16(acc + c * 16) + load16(g + c * 16) * fv, acc + c * 16) }
-                for j in (chunks * 16)..<d { acc[j] += g[j] * f }
+                if keys[h] == -1 {
+                    // First occurrence: acc = 0 + g·f (the reference's first step, without a memset + reload).
+                    keys[h] = r
+                    slots[h] = Int32(unique)
+                    uniq[unique] = r
+                    hpos[unique] = Int32(h)
+                    let acc = grads + unique * d
+                    unique += 1
+                    for c in 0..<chunks { store16(F16x.zero + load16(g + c * 16) * fv, acc + c * 16) }
+                    for j in (chunks * 16)..<d { acc[j] = 0 + g[j] * f }
+                } else {
+                    let acc = grads + Int(slots[h]) * d
+                    for c in 0..<chunks { store16(load16(acc + c * 16) + load16(g + c * 16) * fv, acc + c * 16) }
+                    for j in (chunks * 16)..<d { acc[j] += g[j] * f }
+                }
             }
             start = end
         }
         return unique
     }
+
+    /// Bags to look ahead when prefetching gradient rows.
+    static let gradPrefetchBags = 8
+
+    /// Unique rows to look ahead when prefetching (≈ the misses one core keeps in flight).
+    static let prefetchDistance = 48
 
     /// Applies the optimizer to each unique row once (see `SparseOptimizerKind` for the rules).
     static func apply(unique: Int, ws: EmbeddingBackwardWorkspace.Partition, table: EmbeddingTableView,
@@ -85,8 +103,17 @@ enum OptimizedEmbeddingBackward {
         let d = table.dim, chunks = d / 16
         let lr = update.learningRate, eps = update.eps, wd = update.weightDecay
         let lrv = F16x(repeating: lr), epsv = F16x(repeating: eps), wdv = F16x(repeating: wd)
+        let rows = ws.rows.pointer, lines = (d * 4 + 63) / 64
         for u in 0..<unique {
-            let r = Int(ws.rows.pointer[u])
+            // Unique rows are scattered over the table: the loop is bound by two cache misses per row (row and
+            // accumulator). Prefetching `prefetchDistance` rows ahead keeps enough misses in flight.
+            if u + prefetchDistance < unique {
+                let ahead = Int(rows[u + prefetchDistance])
+                let p = table.weights + ahead * d
+                for l in 0..<lines { reckit_prefetch_write(p + l * 16) }
+                if let state { reckit_prefetch_write(state + (update.optimizer == .adagrad ? ahead * d : ahead)) }
+            }
+            let r = Int(rows[u])
             let row = table.weights + r * d
             let g = ws.grads.pointer + u * d
             if wd != 0 {

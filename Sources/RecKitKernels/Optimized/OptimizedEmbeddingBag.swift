@@ -1,3 +1,4 @@
+import CRecKitShims
 import Synchronization
 
 /// SIMD/threaded embedding-bag forward: bags are split across the pool; each bag's rows are summed with
@@ -29,9 +30,18 @@ enum OptimizedEmbeddingBag {
         let rows = UInt32(truncatingIfNeeded: table.rows)
         let w = table.weights, idx = bags.indices
         var start = firstPosition
+        let n = bags.count
         for b in range {
             let end = bagEnd(bags, b, start)
             for p in start..<end where UInt32(bitPattern: idx[p]) >= rows { return false }
+            // Rows are random: prefetch the rows `prefetchDistance` lookups ahead so more misses overlap
+            // (prefetch never faults, so a not-yet-validated index is harmless here).
+            var ahead = start + prefetchDistance
+            let aheadEnd = min(end + prefetchDistance, n)
+            while ahead < aheadEnd {
+                reckit_prefetch(w + Int(min(UInt32(bitPattern: idx[ahead]), rows &- 1)) * d)
+                ahead += 1
+            }
             let s = BagValidation.scale(mode, length: end - start)
             let out = output.row(b)
             for c in 0..<chunks {
@@ -54,6 +64,9 @@ enum OptimizedEmbeddingBag {
         }
         return true
     }
+
+    /// Lookups to prefetch ahead.
+    static let prefetchDistance = 16
 
     @inline(__always) static func bagEnd(_ bags: JaggedBags, _ b: Int, _ start: Int) -> Int {
         switch bags.boundaries {

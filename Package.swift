@@ -41,5 +41,6 @@ let package = Package(
             name: "RecKitKernelsTests",
             dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]
         ),
+        .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
     ]
 )

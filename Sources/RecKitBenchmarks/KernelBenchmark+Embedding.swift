@@ -16,6 +16,9 @@ public struct EmbeddingBenchResult: Codable, Sendable {
     public var backwardGBps: Double
     public var forwardRatio: Double
     public var backwardRatio: Double
+    /// The same work as T separate per-table kernel calls (strided outputs), for comparison.
+    public var perTableForwardMs: Double
+    public var perTableBackwardMs: Double
 
     enum CodingKeys: String, CodingKey {
         case distribution, pooling
@@ -27,10 +30,13 @@ public struct EmbeddingBenchResult: Codable, Sendable {
         case backwardGBps = "backward_gbps"
         case forwardRatio = "forward_ratio"
         case backwardRatio = "backward_ratio"
+        case perTableForwardMs = "per_table_forward_ms"
+        case perTableBackwardMs = "per_table_backward_ms"
     }
 }
 
-/// Embedding-bag forward and fused row-wise-Adagrad backward over T tables, against a plain random gather.
+/// Embedding-bag forward and fused row-wise-Adagrad backward over T tables (table-batched, and as T per-table
+/// calls), against a plain random gather.
 struct EmbeddingBench {
     let config: KernelBenchmark.Config
     let pool: ThreadPool
@@ -75,30 +81,39 @@ struct EmbeddingBench {
                 }
                 var failure: KernelError?
                 var next = 0
-                var batch = batches[0]
+                func nextBatch() -> Batch { defer { next += 1 }; return batches[next % cycle] }
+                let stateBuffers = states.map(\.buffer)
+                let view = MatrixView(base: output.pointer, rows: b, columns: outputWidth)
+                let gradView = MatrixView(base: grad.pointer, rows: b, columns: outputWidth)
                 let fwd = BenchTiming.measure(blocks: config.blocks) {
-                    batch = batches[next % cycle]
-                    next += 1
+                    do throws(KernelError) {
+                        try Kernels.tableBatchForward(tableBatch(nextBatch(), tables), mode: .sum, output: view, pool: pool)
+                    } catch { failure = error }
+                }
+                let bwd = BenchTiming.measure(blocks: config.blocks) {
+                    do throws(KernelError) {
+                        try Kernels.tableBatchBackward(tableBatch(nextBatch(), tables), states: stateBuffers, mode: .sum,
+                                                       gradOutput: gradView, update: update, workspace: workspaces[0], pool: pool)
+                    } catch { failure = error }
+                }
+                let perTableFwd = BenchTiming.measure(blocks: config.blocks) {
+                    let batch = nextBatch()
                     do throws(KernelError) {
                         for i in 0..<t {
                             try Kernels.embeddingBagForward(
                                 table: EmbeddingTableView(weights: tables[i].pointer, rows: rows, dim: d),
-                                bags: bags(batch, i), mode: .sum,
-                                output: MatrixView(base: output.pointer + i * d, rows: b, columns: d, rowStride: outputWidth),
-                                pool: pool)
+                                bags: bags(batch, i), mode: .sum, output: view.columns(i * d, count: d), pool: pool)
                         }
                     } catch { failure = error }
                 }
-                let bwd = BenchTiming.measure(blocks: config.blocks) {
-                    batch = batches[next % cycle]
-                    next += 1
+                let perTableBwd = BenchTiming.measure(blocks: config.blocks) {
+                    let batch = nextBatch()
                     do throws(KernelError) {
                         for i in 0..<t {
                             try Kernels.embeddingBagBackward(
                                 table: EmbeddingTableView(weights: tables[i].pointer, rows: rows, dim: d),
                                 state: states[i].pointer, stateCount: rows, bags: bags(batch, i), mode: .sum,
-                                gradOutput: MatrixView(base: grad.pointer + i * d, rows: b, columns: d, rowStride: outputWidth),
-                                update: update, workspace: workspaces[i], pool: pool)
+                                gradOutput: gradView.columns(i * d, count: d), update: update, workspace: workspaces[i], pool: pool)
                         }
                     } catch { failure = error }
                 }
@@ -110,9 +125,11 @@ struct EmbeddingBench {
                 results.append(EmbeddingBenchResult(
                     distribution: distribution, pooling: pooling, lookupsPerIter: lookups, uniqueRowsPerIter: unique,
                     forwardMs: fMs * 1e3, backwardMs: bMs * 1e3, forwardGBps: fGB, backwardGBps: bGB,
-                    forwardRatio: .nan, backwardRatio: .nan))
-                log(String(format: "embedding %@ P=%d: forward %.2f ms (%.2f GB/s), backward+rowwise Adagrad %.2f ms (%.2f GB/s, %d unique rows)",
-                           distribution, pooling, fMs * 1e3, fGB, bMs * 1e3, bGB, unique))
+                    forwardRatio: .nan, backwardRatio: .nan,
+                    perTableForwardMs: BenchTiming.median(perTableFwd) * 1e3, perTableBackwardMs: BenchTiming.median(perTableBwd) * 1e3))
+                log(String(format: "embedding %@ P=%d: forward %.2f ms (%.2f GB/s), backward+rowwise Adagrad %.2f ms (%.2f GB/s, %d unique rows); per-table calls %.2f / %.2f ms",
+                           distribution, pooling, fMs * 1e3, fGB, bMs * 1e3, bGB, unique,
+                           results.last!.perTableForwardMs, results.last!.perTableBackwardMs))
             }
         }
         for i in results.indices {
@@ -120,6 +137,12 @@ struct EmbeddingBench {
             results[i].backwardRatio = results[i].backwardGBps / gatherGBps
         }
         return (gatherGBps, results)
+    }
+
+    func tableBatch(_ batch: Batch, _ tables: [AlignedBuffer<Float>]) -> TableBatch {
+        TableBatch(tables: tables.map { EmbeddingTableView(weights: $0.pointer, rows: config.rowsPerTable, dim: config.dim) },
+                   bags: (0..<config.tables).map { bags(batch, $0) },
+                   columnOffsets: (0..<config.tables).map { $0 * config.dim })
     }
 
     func bags(_ batch: Batch, _ i: Int) -> JaggedBags {

@@ -18,7 +18,8 @@ public enum KernelBenchmarkSummary {
         ]
         for e in r.embedding {
             lines.append("embedding \(e.distribution.padding(toLength: 7, withPad: " ", startingAt: 0)) P=\(e.pooling)".padding(toLength: 24, withPad: " ", startingAt: 0)
-                + "fwd \(f(e.forwardMs)) ms \(f(e.forwardGBps)) GB/s (×\(f(e.forwardRatio)))   bwd \(f(e.backwardMs)) ms \(f(e.backwardGBps)) GB/s (×\(f(e.backwardRatio)))")
+                + "fwd \(f(e.forwardMs)) ms \(f(e.forwardGBps)) GB/s (×\(f(e.forwardRatio)))   bwd \(f(e.backwardMs)) ms \(f(e.backwardGBps)) GB/s (×\(f(e.backwardRatio)))"
+                + "   per-table calls \(f(e.perTableForwardMs)) / \(f(e.perTableBackwardMs)) ms")
         }
         lines += [
             "  embedding_forward_ratio         \(f(r.embeddingForwardRatio))   target ≥ 0.60  \(mark(r.embeddingForwardRatio, 0.6))",

@@ -93,7 +93,7 @@ struct RuntimeTests {
     @Test("registry: one entry per kernel, both variants present, environment selects the path")
     func registry() {
         let names = KernelRegistry.catalogue.map(\.name)
-        #expect(Set(names).count == names.count && names.count == 10)
+        #expect(Set(names).count == names.count && names.count == 12)
         let env = getenv(KernelVariant.environmentKey).map { String(cString: $0) }
         #expect(KernelVariant.active == (env?.lowercased() == "reference" ? .reference : .optimized))
     }

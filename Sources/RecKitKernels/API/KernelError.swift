@@ -12,6 +12,8 @@ public enum KernelError: Error, Equatable, Sendable, CustomStringConvertible {
     case lengthsSumMismatch(sum: Int, count: Int)
     /// A buffer or dimension does not fit the declared shapes.
     case shapeMismatch(String)
+    /// `error` occurred in table `table` of a table-batched call.
+    indirect case inTable(Int, KernelError)
     /// The optimizer needs a state buffer of `expected` floats; a buffer of another size (or none) was given.
     case optimizerStateMismatch(expected: Int, got: Int)
 
@@ -27,6 +29,8 @@ public enum KernelError: Error, Equatable, Sendable, CustomStringConvertible {
             return "lengths sum to \(sum) but \(count) indices were given"
         case let .shapeMismatch(detail):
             return "shape mismatch: \(detail)"
+        case let .inTable(table, error):
+            return "table \(table): \(error)"
         case let .optimizerStateMismatch(expected, got):
             return "optimizer state has \(got) floats, expected \(expected)"
         }

@@ -51,6 +51,19 @@ public enum Kernels {
         if let e = KernelRegistry.embeddingBagBackward.active(table, state, stateCount, bags, mode, gradOutput, update, workspace, pool) { throw e }
     }
 
+    /// All tables of a batch in one call; table t's vectors go to columns `columnOffsets[t]...` of `output`.
+    public static func tableBatchForward(_ batch: TableBatch, mode: PoolingMode, output: MatrixView,
+                                         pool: ThreadPool) throws(KernelError) {
+        if let e = KernelRegistry.tableBatchForward.active(batch, mode, output, pool) { throw e }
+    }
+
+    /// Fused backward + optimizer for all tables; `states[t]` holds `update.optimizer.stateCount(...)` floats.
+    public static func tableBatchBackward(_ batch: TableBatch, states: [UnsafeMutableBufferPointer<Float>], mode: PoolingMode,
+                                          gradOutput: MatrixView, update: SparseUpdate,
+                                          workspace: EmbeddingBackwardWorkspace, pool: ThreadPool) throws(KernelError) {
+        if let e = KernelRegistry.tableBatchBackward.active(batch, states, mode, gradOutput, update, workspace, pool) { throw e }
+    }
+
     public static func interactionForward(_ a: InteractionArguments, output: MatrixView, pool: ThreadPool) throws(KernelError) {
         if let e = KernelRegistry.interactionForward.active(a, output, pool) { throw e }
     }

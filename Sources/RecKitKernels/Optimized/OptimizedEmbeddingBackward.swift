@@ -97,12 +97,10 @@ enum OptimizedEmbeddingBackward {
     /// Unique rows to look ahead when prefetching (≈ the misses one core keeps in flight).
     static let prefetchDistance = 48
 
-    /// Applies the optimizer to each unique row once (see `SparseOptimizerKind` for the rules).
+    /// Applies the optimizer to each unique row once, prefetching rows and accumulators ahead.
     static func apply(unique: Int, ws: EmbeddingBackwardWorkspace.Partition, table: EmbeddingTableView,
                       state: UnsafeMutablePointer<Float>?, update: SparseUpdate) {
-        let d = table.dim, chunks = d / 16
-        let lr = update.learningRate, eps = update.eps, wd = update.weightDecay
-        let lrv = F16x(repeating: lr), epsv = F16x(repeating: eps), wdv = F16x(repeating: wd)
+        let d = table.dim
         let rows = ws.rows.pointer, lines = (d * 4 + 63) / 64
         for u in 0..<unique {
             // Unique rows are scattered over the table: the loop is bound by two cache misses per row (row and
@@ -113,42 +111,51 @@ enum OptimizedEmbeddingBackward {
                 for l in 0..<lines { reckit_prefetch_write(p + l * 16) }
                 if let state { reckit_prefetch_write(state + (update.optimizer == .adagrad ? ahead * d : ahead)) }
             }
-            let r = Int(rows[u])
-            let row = table.weights + r * d
-            let g = ws.grads.pointer + u * d
-            if wd != 0 {
-                for c in 0..<chunks { store16(load16(g + c * 16) + wdv * load16(row + c * 16), g + c * 16) }
-                for j in (chunks * 16)..<d { g[j] += wd * row[j] }
+            applyRow(Int(rows[u]), grad: ws.grads.pointer + u * d, table: table, state: state, update: update)
+        }
+    }
+
+    /// One row's update from its aggregated gradient `g` (D floats, modified when weight decay is on).
+    /// See `SparseOptimizerKind` for the rules.
+    @inline(__always)
+    static func applyRow(_ r: Int, grad g: UnsafeMutablePointer<Float>, table: EmbeddingTableView,
+                         state: UnsafeMutablePointer<Float>?, update: SparseUpdate) {
+        let d = table.dim, chunks = d / 16
+        let lr = update.learningRate, eps = update.eps, wd = update.weightDecay
+        let lrv = F16x(repeating: lr), epsv = F16x(repeating: eps), wdv = F16x(repeating: wd)
+        let row = table.weights + r * d
+        if wd != 0 {
+            for c in 0..<chunks { store16(load16(g + c * 16) + wdv * load16(row + c * 16), g + c * 16) }
+            for j in (chunks * 16)..<d { g[j] += wd * row[j] }
+        }
+        switch update.optimizer {
+        case .sgd:
+            for c in 0..<chunks { store16(load16(row + c * 16) - lrv * load16(g + c * 16), row + c * 16) }
+            for j in (chunks * 16)..<d { row[j] -= lr * g[j] }
+        case .adagrad:
+            guard let state else { return }
+            let h = state + r * d
+            for c in 0..<chunks {
+                let gv = load16(g + c * 16)
+                let hv = load16(h + c * 16) + gv * gv
+                store16(hv, h + c * 16)
+                store16(load16(row + c * 16) - lrv * gv / (hv.squareRoot() + epsv), row + c * 16)
             }
-            switch update.optimizer {
-            case .sgd:
-                for c in 0..<chunks { store16(load16(row + c * 16) - lrv * load16(g + c * 16), row + c * 16) }
-                for j in (chunks * 16)..<d { row[j] -= lr * g[j] }
-            case .adagrad:
-                guard let state else { return }
-                let h = state + r * d
-                for c in 0..<chunks {
-                    let gv = load16(g + c * 16)
-                    let hv = load16(h + c * 16) + gv * gv
-                    store16(hv, h + c * 16)
-                    store16(load16(row + c * 16) - lrv * gv / (hv.squareRoot() + epsv), row + c * 16)
-                }
-                for j in (chunks * 16)..<d {
-                    h[j] += g[j] * g[j]
-                    row[j] -= lr * g[j] / (h[j].squareRoot() + eps)
-                }
-            case .rowWiseAdagrad:
-                guard let state else { return }
-                var sqv = F16x.zero
-                for c in 0..<chunks { let gv = load16(g + c * 16); sqv += gv * gv }
-                var sq = sqv.sum()
-                for j in (chunks * 16)..<d { sq += g[j] * g[j] }
-                state[r] += sq / Float(d)
-                let m = lr / (state[r].squareRoot() + eps)
-                let mv = F16x(repeating: m)
-                for c in 0..<chunks { store16(load16(row + c * 16) - mv * load16(g + c * 16), row + c * 16) }
-                for j in (chunks * 16)..<d { row[j] -= m * g[j] }
+            for j in (chunks * 16)..<d {
+                h[j] += g[j] * g[j]
+                row[j] -= lr * g[j] / (h[j].squareRoot() + eps)
             }
+        case .rowWiseAdagrad:
+            guard let state else { return }
+            var sqv = F16x.zero
+            for c in 0..<chunks { let gv = load16(g + c * 16); sqv += gv * gv }
+            var sq = sqv.sum()
+            for j in (chunks * 16)..<d { sq += g[j] * g[j] }
+            state[r] += sq / Float(d)
+            let m = lr / (state[r].squareRoot() + eps)
+            let mv = F16x(repeating: m)
+            for c in 0..<chunks { store16(load16(row + c * 16) - mv * load16(g + c * 16), row + c * 16) }
+            for j in (chunks * 16)..<d { row[j] -= m * g[j] }
         }
     }
 }

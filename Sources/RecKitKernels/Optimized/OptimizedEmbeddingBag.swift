@@ -44,6 +44,8 @@ enum OptimizedEmbeddingBag {
             }
             let s = BagValidation.scale(mode, length: end - start)
             let out = output.row(b)
+            // Output rows are strided too (per-table columns of a [B, T·D] buffer): claim them ahead.
+            if b + outputPrefetchBags < range.upperBound { reckit_prefetch_write(output.row(b + outputPrefetchBags)) }
             for c in 0..<chunks {
                 var acc = F16x.zero
                 if let wt = bags.weights {
@@ -64,6 +66,9 @@ enum OptimizedEmbeddingBag {
         }
         return true
     }
+
+    /// Bags to look ahead when claiming output rows.
+    static let outputPrefetchBags = 8
 
     /// Lookups to prefetch ahead.
     static let prefetchDistance = 16

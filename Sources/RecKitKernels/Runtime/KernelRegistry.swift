@@ -50,6 +50,9 @@ public typealias BCEKernel = @Sendable (UnsafePointer<Float>, UnsafePointer<Floa
 public typealias EmbeddingBagForwardKernel = @Sendable (EmbeddingTableView, JaggedBags, PoolingMode, MatrixView, ThreadPool) -> KernelError?
 /// (table, optimizer state, state count, bags, mode, gradOutput, update, workspace, pool)
 public typealias EmbeddingBagBackwardKernel = @Sendable (EmbeddingTableView, UnsafeMutablePointer<Float>?, Int, JaggedBags, PoolingMode, MatrixView, SparseUpdate, EmbeddingBackwardWorkspace, ThreadPool) -> KernelError?
+public typealias TableBatchForwardKernel = @Sendable (TableBatch, PoolingMode, MatrixView, ThreadPool) -> KernelError?
+/// (batch, per-table optimizer states, mode, gradOutput, update, workspace, pool)
+public typealias TableBatchBackwardKernel = @Sendable (TableBatch, [UnsafeMutableBufferPointer<Float>], PoolingMode, MatrixView, SparseUpdate, EmbeddingBackwardWorkspace, ThreadPool) -> KernelError?
 public typealias InteractionForwardKernel = @Sendable (InteractionArguments, MatrixView, ThreadPool) -> KernelError?
 public typealias InteractionBackwardKernel = @Sendable (InteractionArguments, MatrixView, MatrixView, ThreadPool) -> KernelError?
 
@@ -88,6 +91,16 @@ public enum KernelRegistry {
         optimized: { t, s, sc, b, m, g, u, w, p in captured { () throws(KernelError) in
             try OptimizedEmbeddingBackward.backward(table: t, state: s, stateCount: sc, bags: b, mode: m, gradOutput: g,
                                                     update: u, workspace: w, pool: p) } })
+    public static let tableBatchForward = KernelPair<TableBatchForwardKernel>(
+        name: "table_batch_forward", summary: "all tables of a batch in one region, output rows written whole",
+        reference: { b, m, o, p in captured { () throws(KernelError) in try ReferenceTableBatch.forward(b, mode: m, output: o, pool: p) } },
+        optimized: { b, m, o, p in captured { () throws(KernelError) in try OptimizedTableBatch.forward(b, mode: m, output: o, pool: p) } })
+    public static let tableBatchBackward = KernelPair<TableBatchBackwardKernel>(
+        name: "table_batch_backward", summary: "fused backward + optimizer for all tables in one region",
+        reference: { b, s, m, g, u, w, p in captured { () throws(KernelError) in
+            try ReferenceTableBatch.backward(b, states: s, mode: m, gradOutput: g, update: u, workspace: w, pool: p) } },
+        optimized: { b, s, m, g, u, w, p in captured { () throws(KernelError) in
+            try OptimizedTableBatch.backward(b, states: s, mode: m, gradOutput: g, update: u, workspace: w, pool: p) } })
     public static let interactionForward = KernelPair<InteractionForwardKernel>(
         name: "dot_interaction_forward", summary: "DLRM pairwise dots (lower triangle) after the dense vector",
         reference: { a, o, p in captured { () throws(KernelError) in try ReferenceInteraction.forward(a, output: o, pool: p) } },
@@ -103,6 +116,7 @@ public enum KernelRegistry {
         (linearBackward.name, linearBackward.summary), (activationForward.name, activationForward.summary),
         (activationBackward.name, activationBackward.summary), (bceWithLogits.name, bceWithLogits.summary),
         (embeddingBagForward.name, embeddingBagForward.summary), (embeddingBagBackward.name, embeddingBagBackward.summary),
+        (tableBatchForward.name, tableBatchForward.summary), (tableBatchBackward.name, tableBatchBackward.summary),
         (interactionForward.name, interactionForward.summary), (interactionBackward.name, interactionBackward.summary),
     ]
 }

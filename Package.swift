@@ -19,13 +19,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        .target(name: "RecKitCore"),
-        .target(name: "CRecKitShims"),
+        .target(name: "RecKitCore", exclude: ["README.md"]),
+        .target(name: "CRecKitShims", exclude: ["README.md"]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"]),
+        .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"], exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
-            dependencies: ["RecKitCore", "RecKitKernels", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RecKitCore", "RecKitKernels", .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "reckit",

@@ -11,6 +11,12 @@ PACKAGES=(
   libopenblas-dev     # GEMM (loaded at run time with the right kernel family; see BLASRuntime.swift)
 )
 
+if ! command -v swift >/dev/null 2>&1; then
+  echo "bootstrap: the Swift 6 toolchain is not on PATH (RecKit needs swift 6.0 or newer; tested with 6.3.1)." >&2
+  echo "           Debian has no Swift package: install the toolchain from swift.org, or use the project's machine image." >&2
+  exit 1
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

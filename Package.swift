@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // RecKit: a CPU recommendation engine. Module graph (one-way):
-//   RecKitCore ← RecKitKernels ← RecKitBenchmarks ← reckit (CLI)
+//   RecKitCore ← RecKitKernels ← RecKitBenchmarks ← reckit (CLI);  RecKitCore ← RecKitData ← reckit
 //   CRecKitShims, CBLAS: thin C / system-library targets used only by RecKitKernels.
 import PackageDescription
 
@@ -23,6 +23,7 @@ let package = Package(
         .target(name: "CRecKitShims", exclude: ["README.md"]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"], exclude: ["README.md"]),
+        .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
             dependencies: ["RecKitCore", "RecKitKernels", .product(name: "Logging", package: "swift-log")],
@@ -31,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: [
-                "RecKitCore", "RecKitKernels", "RecKitBenchmarks",
+                "RecKitCore", "RecKitKernels", "RecKitData", "RecKitBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -42,6 +43,7 @@ let package = Package(
             name: "RecKitKernelsTests",
             dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]
         ),
+        .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
     ]
 )

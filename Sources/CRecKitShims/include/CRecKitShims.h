@@ -47,3 +47,28 @@ static inline uint64_t reckit_xgetbv0(void) {
     return 0;
 #endif
 }
+
+/// CRC-32C (Castagnoli) of `n` bytes continuing from `crc` (start with 0): the shard block checksum.
+/// Uses the SSE4.2 `crc32` instruction when the CPU has it, a bitwise loop otherwise.
+#include <stddef.h>
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static inline uint32_t reckit_crc32c_hw(uint32_t crc, const unsigned char *p, size_t n) {
+    uint64_t c = ~crc;
+    while (n >= 8) { uint64_t v; __builtin_memcpy(&v, p, 8); c = __builtin_ia32_crc32di(c, v); p += 8; n -= 8; }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+#endif
+static inline uint32_t reckit_crc32c_sw(uint32_t crc, const unsigned char *p, size_t n) {
+    uint32_t c = ~crc;
+    while (n--) { c ^= *p++; for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u))); }
+    return ~c;
+}
+static inline uint32_t reckit_crc32c(uint32_t crc, const void *data, size_t n) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return reckit_crc32c_hw(crc, (const unsigned char *)data, n);
+#endif
+    return reckit_crc32c_sw(crc, (const unsigned char *)data, n);
+}

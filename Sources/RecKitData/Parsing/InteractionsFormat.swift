@@ -1,0 +1,51 @@
+/// User–item interactions: MovieLens `u.data` (TAB: user, item, rating, timestamp), `ratings.csv`
+/// (header `userId,movieId,rating,timestamp`), or generic `user,item[,rating][,timestamp]` with or without a
+/// header. The separator (TAB or comma) and header come from each file's first line. Label = rating (1 when
+/// absent); categorical features `user` and `item` (decimal ids, or FNV-1a of non-numeric tokens); timestamps
+/// kept as an Int64 column.
+public struct InteractionsFormat: RowFormat {
+    public let name = "interactions"
+    public let hasLabel = true
+    public let denseNames: [String] = []
+    public let categoricalNames = ["user", "item"]
+    public let multiHotName: String? = nil
+    public let hasTimestamps = true
+    public let rawIDs = "decimal-or-fnv1a64"
+    private var separator: UInt8 = 9
+
+    public init() {}
+
+    public mutating func header(_ line: UnsafeBufferPointer<UInt8>, file: String) throws(DataError) -> Bool {
+        separator = line.contains(9) ? 9 : UInt8(ascii: ",")
+        guard let first = line.first else { return false }
+        return !(first >= 48 && first <= 57)  // a header starts with a letter (userId, user, ...)
+    }
+
+    public mutating func parse(_ line: UnsafeBufferPointer<UInt8>, into row: inout RawRow) throws(FieldIssue) {
+        if row.categorical.count != 2 { row.categorical = [0, 0] }
+        guard let base = line.baseAddress, !line.isEmpty else { throw FieldIssue(column: 1, reason: "empty line") }
+        row.label = 1
+        row.timestamp = 0
+        let count = try splitFields(line, separator) { (i, start, len) throws(FieldIssue) in
+            let p = base + start
+            switch i {
+            case 0, 1:
+                guard len > 0 else { throw FieldIssue(column: start + 1, reason: "\(i == 0 ? "user" : "item") is empty") }
+                if let v = FieldParsing.int64(p, len), v >= 0 { row.categorical[i] = UInt64(v) } else { row.categorical[i] = FieldParsing.fnv1a(p, len) | (1 << 63) }
+            case 2:
+                guard let r = FieldParsing.float(p, len) else {
+                    throw FieldIssue(column: start + 1, reason: "rating '\(CriteoFormat.show(p, len))' is not a number")
+                }
+                row.label = r
+            case 3:
+                guard let t = FieldParsing.int64(p, len) else {
+                    throw FieldIssue(column: start + 1, reason: "timestamp '\(CriteoFormat.show(p, len))' is not an integer")
+                }
+                row.timestamp = t
+            default:
+                throw FieldIssue(column: start + 1, reason: "more than 4 columns")
+            }
+        }
+        guard count >= 2 else { throw FieldIssue(column: 1, reason: "expected user and item, found \(count) column") }
+    }
+}

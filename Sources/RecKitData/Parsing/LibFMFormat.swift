@@ -37,7 +37,7 @@ public struct LibFMFormat: RowFormat {
             guard let colon = (0..<len).first(where: { p[$0] == UInt8(ascii: ":") }) else {
                 throw FieldIssue(column: start + 1, reason: "entry '\(CriteoFormat.show(p, len))' is not index:value")
             }
-            guard let index = FieldParsing.int64(p, colon), index >= 0 else {
+            guard colon > 0, p[0] &- 48 <= 9, let index = FieldParsing.int64(p, colon) else {
                 throw FieldIssue(column: start + 1, reason: "feature index '\(CriteoFormat.show(p, colon))' is not a non-negative integer")
             }
             guard let value = FieldParsing.float(p + colon + 1, len - colon - 1) else {

@@ -60,6 +60,15 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable {
         return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
     }
 
+    /// Two independent standard normal samples (both halves of Box–Muller).
+    public mutating func nextGaussianPair() -> (Double, Double) {
+        let u1 = max(nextDouble(), 0x1p-60)
+        let u2 = nextDouble()
+        let r = (-2 * _log(u1)).squareRoot()
+        let a = 2 * Double.pi * u2
+        return (r * _cos(a), r * _sin(a))
+    }
+
     /// Uniform integer in `0..<bound` (Lemire's multiply-shift; bias < 2^-32 for bounds below 2^32).
     @inlinable public mutating func nextBelow(_ bound: Int) -> Int {
         Int(truncatingIfNeeded: (UInt64(truncatingIfNeeded: next() >> 32) &* UInt64(bound)) >> 32)

@@ -4,6 +4,9 @@
 /// discrete distributions"): O(1) expected time per sample and O(1) memory for any `n`, no table of
 /// probabilities. Valid for any exponent `s > 0` (the `s → 1` limit is handled by the helper functions).
 ///
+/// For n ≤ `aliasLimit` it samples in O(1) with Vose's alias method instead (one uniform index, one coin, no
+/// transcendental functions; tables of 8 bytes per id), which is ~5x cheaper per sample.
+///
 /// `id(rank:)` scatters ranks over `0..<n` through a fixed bijection so that hot ids are not all adjacent
 /// in memory, as in a hashed real table.
 public struct ZipfSampler: Sendable {
@@ -13,6 +16,12 @@ public struct ZipfSampler: Sendable {
     private let hIntegralN: Double
     private let sThreshold: Double
     private let multiplier: Int
+    /// Alias method tables (empty above `aliasLimit`): keep rank i+1 with probability aliasProb[i], else alias.
+    private let aliasProb: [Float]
+    private let aliasIndex: [Int32]
+
+    /// Largest n sampled with the alias method.
+    public static let aliasLimit = 1 << 20
 
     /// - Parameters: n: number of distinct ids (≥ 1); exponent: `s > 0` (1.05–1.2 resembles Criteo features).
     public init(n: Int, exponent: Double) {
@@ -26,10 +35,40 @@ public struct ZipfSampler: Sendable {
         hIntegralN = hIntegral(Double(n) + 0.5)
         sThreshold = 2 - Self.hIntegralInverse(hIntegral(2.5) - h(2), s)
         multiplier = Self.coprimeMultiplier(for: n)
+        if n <= Self.aliasLimit {
+            (aliasProb, aliasIndex) = Self.aliasTables(n: n, s: s)
+        } else {
+            aliasProb = []
+            aliasIndex = []
+        }
+    }
+
+    /// Vose's alias tables for P(k) ∝ k^(-s), k = 1...n.
+    private static func aliasTables(n: Int, s: Double) -> ([Float], [Int32]) {
+        var w = (1...n).map { _exp(-s * _log(Double($0))) }
+        let total = w.reduce(0, +)
+        for i in 0..<n { w[i] *= Double(n) / total }
+        var prob = [Float](repeating: 1, count: n)
+        var alias = [Int32](repeating: 0, count: n)
+        var small: [Int] = [], large: [Int] = []
+        for i in 0..<n { if w[i] < 1 { small.append(i) } else { large.append(i) } }
+        while let l = small.popLast(), let g = large.last {
+            prob[l] = Float(w[l])
+            alias[l] = Int32(g)
+            w[g] = (w[g] + w[l]) - 1
+            if w[g] < 1 { large.removeLast(); small.append(g) }
+        }
+        for i in large { prob[i] = 1; alias[i] = Int32(i) }
+        for i in small { prob[i] = 1; alias[i] = Int32(i) }
+        return (prob, alias)
     }
 
     /// One rank in `1...n`.
     public func nextRank(using rng: inout SeededRandom) -> Int {
+        if !aliasProb.isEmpty {
+            let i = rng.nextBelow(n)
+            return rng.nextUniform() < aliasProb[i] ? i + 1 : Int(aliasIndex[i]) + 1
+        }
         let s = exponent
         while true {
             let u = hIntegralN + rng.nextDouble() * (hIntegralX1 - hIntegralN)

@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
-            dependencies: ["RecKitCore", "RecKitKernels", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
         .executableTarget(

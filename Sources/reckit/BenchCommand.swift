@@ -6,7 +6,7 @@ import RecKitKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report domain units against ceilings measured in the same run.",
-        subcommands: [BenchKernels.self])
+        subcommands: [BenchKernels.self, BenchData.self])
 }
 
 struct BenchKernels: ParsableCommand {
@@ -52,5 +52,44 @@ struct KernelsCommand: ParsableCommand {
         }
         print("cpu: \(CPUFeatures.host.summary)")
         for k in KernelRegistry.catalogue { print("  \(k.name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(k.summary)") }
+    }
+}
+
+struct BenchData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Criteo text → shards throughput vs a straightforward pandas script on the same file.")
+
+    @Option(name: .customLong("size-mb"), help: "Size of the generated Criteo text (default 1024).")
+    var sizeMB = 1024
+
+    @Option(name: .long, help: "Use this Criteo TSV instead of generated text.")
+    var input: String?
+
+    @Option(name: .customLong("work-dir"), help: "Where the text and outputs go (default: a temp directory).")
+    var workDir: String?
+
+    @Option(name: .long, help: "Python interpreter (default benchmarks/python/.venv/bin/python, else python3).")
+    var python: String?
+
+    @Flag(name: .customLong("skip-python"), help: "Measure RecKit only.")
+    var skipPython = false
+
+    @Flag(name: .long, help: "Print one JSON object at the end.")
+    var json = false
+
+    func run() throws {
+        let log = CLILog.logger("reckit.bench")
+        var c = DataBenchmark.Config(workDirectory: workDir ?? NSTemporaryDirectory() + "reckit-bench-data")
+        c.sizeMB = max(1, sizeMB)
+        c.input = input
+        c.python = python
+        c.skipPython = skipPython
+        let r = try DataBenchmark(config: c) { log.info("\($0)") }.run()
+        if json { try printJSON(r); return }
+        print(String(format: "input %.0f MB, %d rows: reckit %.1f MB/s, python %@ MB/s, ratio %@; peak RSS %.0f MiB",
+                     r.inputMB, r.rows, r.convertMBPerS, r.pythonMBPerS.map { String(format: "%.1f", $0) } ?? "n/a",
+                     r.ratio.map { String(format: "%.1f×", $0) } ?? "n/a", r.peakRSSMiB))
+        if let e = r.pythonError { print("python: \(e)") }
     }
 }

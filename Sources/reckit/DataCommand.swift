@@ -34,7 +34,7 @@ struct DataConvert: ParsableCommand {
     @Option(name: .customLong("min-count"), help: "Vocabulary mode: ids seen fewer times share one out-of-vocabulary row (default 1).")
     var minCount: Int?
 
-    @Option(name: .customLong("shard-rows"), help: "Rows per shard (default 1,048,576).")
+    @Option(name: .customLong("shard-rows"), help: "Rows per shard (default 524,288).")
     var shardRows: Int?
 
     @Flag(name: .long, help: "Print one JSON object at the end.")

@@ -6,7 +6,10 @@ import Foundation
 /// - `hash(modulo: M)`: id = key mod M (DLRM's `--max-ind-range`), cardinality M.
 /// - `vocabulary(minCount: k)`: a first pass `observe`s every key; keys seen ≥ k times get ids 1...V in
 ///   first-seen order, all others (and keys never seen) map to 0, the feature's out-of-vocabulary row.
-public final class CategoricalEncoder {
+///
+/// Thread safety: `encode` may run concurrently (pass 2 only reads); `observe`, `merge` and `finalize` are
+/// called from one thread.
+public final class CategoricalEncoder: @unchecked Sendable {
     public enum Mode: Sendable, Equatable { case hash(modulo: Int), vocabulary(minCount: Int) }
 
     public let mode: Mode
@@ -31,6 +34,19 @@ public final class CategoricalEncoder {
         } else {
             counts[feature][key] = 1
             order[feature].append(key)
+        }
+    }
+
+    /// Pass 1, merged per block in file order: adds a block's counts, keeping global first-seen order.
+    public func merge(_ feature: Int, keys: [UInt64], counts blockCounts: [UInt64: Int32]) {
+        for k in keys {
+            let c = blockCounts[k]!
+            if let old = counts[feature][k] {
+                counts[feature][k] = old &+ c
+            } else {
+                counts[feature][k] = c
+                order[feature].append(k)
+            }
         }
     }
 

@@ -10,7 +10,7 @@ public struct ConvertOptions: Sendable {
     public var maxIndRange: Int?
     /// Vocabulary minimum count (default 1: every id seen gets a row).
     public var minCount: Int?
-    public var shardRows = 1 << 20
+    public var shardRows = 1 << 19
     public var maxLineBytes = 1 << 20
 
     public init(format: InputFormat, inputs: [String], output: String) {
@@ -72,12 +72,13 @@ public enum Converter {
         let encoder = CategoricalEncoder(mode: mode, featureCount: categoricalCount)
         var issues = IssueLog(policy: o.onError)
 
+        let multiFeature = format.multiHotName == nil ? nil : categoricalCount - 1
+        let shape = RowShape(hasLabel: format.hasLabel, denseCount: format.denseNames.count,
+                             categoricalCount: categoricalCount, multiFeature: multiFeature, hasTimestamps: format.hasTimestamps)
         if case .vocabulary = mode {
-            var seen = 0
-            try scan(o, &format, pass: 1, totalBytes: totalBytes, t0: t0, progress: progress, issues: nil) { row in
-                for (f, k) in row.categorical.enumerated() { encoder.observe(f, k) }
-                for (k, _) in row.multi { encoder.observe(categoricalCount - 1, k) }
-                seen += 1
+            try scanBlocks(o, &format, pass: 1, shape: shape, encoder: nil, totalBytes: totalBytes, t0: t0,
+                           progress: progress, issues: nil) { block in
+                for f in 0..<categoricalCount { encoder.merge(f, keys: block.firstSeen[f], counts: block.counts[f]) }
             }
             encoder.finalize()
         }
@@ -94,21 +95,19 @@ public enum Converter {
             shards.append(.init(file: name, rows: cols.rowCount, bytes: bytes))
             cols.removeAll()
         }
-        let multiFeature = format.multiHotName == nil ? nil : categoricalCount - 1
         var flushError: DataError?
-        try scan(o, &format, pass: 2, totalBytes: totalBytes, t0: t0, progress: progress, issues: &issues) { row in
-            if schema.hasLabel { cols.labels.append(row.label) }
-            for v in row.dense { cols.dense.append(PreprocessingSpec.transformDense(v)) }
-            for (f, k) in row.categorical.enumerated() { cols.ids[f].append(encoder.encode(f, k)) }
-            if let mf = multiFeature {
-                cols.lengths[mf].append(Int32(row.multi.count))
-                for (k, w) in row.multi { cols.ids[mf].append(encoder.encode(mf, k)); cols.weights[mf].append(w) }
-            }
-            if schema.hasTimestamps { cols.timestamps.append(row.timestamp) }
-            cols.commitRow()
-            rows += 1
-            if cols.rowCount >= o.shardRows {
-                do throws(DataError) { try flush() } catch { flushError = error }
+        try scanBlocks(o, &format, pass: 2, shape: shape, encoder: encoder, totalBytes: totalBytes, t0: t0,
+                       progress: progress, issues: &issues) { block in
+            guard let part = block.columns else { return }
+            var done = 0
+            while done < part.rowCount && flushError == nil {
+                let take = min(o.shardRows - cols.rowCount, part.rowCount - done)
+                cols.append(part, rows: done..<(done + take))
+                done += take
+                rows += take
+                if cols.rowCount >= o.shardRows {
+                    do throws(DataError) { try flush() } catch { flushError = error }
+                }
             }
         }
         if let flushError { throw flushError }
@@ -165,58 +164,111 @@ public enum Converter {
                              preprocessing: PreprocessingSpec(categorical: cat, rawIDs: f.rawIDs))
     }
 
-    /// One pass over all inputs: parses every line, reports malformed rows to `issues` (pass 2) and hands good
-    /// rows to `body`.
-    static func scan(_ o: ConvertOptions, _ format: inout any RowFormat, pass: Int, totalBytes: Int, t0: Date,
-                     progress: ((ConvertProgress) -> Void)?, issues: UnsafeMutablePointer<IssueLog>?,
-                     _ body: (RawRow) -> Void) throws(DataError) {
-        try withUnsafeMutablePointer(to: &format) { (fp) throws(DataError) in
-            var row = RawRow()
-            var bytesBefore = 0
-            var rows = 0
-            var lastReport = Date()
-            let checkUTF8 = o.format == .avazu || o.format == .interactions
-            for path in o.inputs {
-                let reader = LineReader(path: path, maxLineBytes: o.maxLineBytes)
-                var first = true
-                var sawAny = false
-                try reader.forEachLine { (line, number, status) throws(DataError) in
+    /// One pass over all inputs, block-parallel: a `BlockReader` cuts each file into ~4 MiB blocks of whole
+    /// lines; groups of blocks are parsed concurrently (each worker with its own copy of the format), and the
+    /// results are merged strictly in file order — rows, first-seen vocabulary order and malformed-row reports
+    /// are exactly those of a sequential pass.
+    static func scanBlocks(_ o: ConvertOptions, _ format: inout any RowFormat, pass: Int, shape: RowShape,
+                           encoder: CategoricalEncoder?, totalBytes: Int, t0: Date,
+                           progress: ((ConvertProgress) -> Void)?, issues: UnsafeMutablePointer<IssueLog>?,
+                           _ merge: (BlockResult) -> Void) throws(DataError) {
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var bytesBefore = 0, rows = 0
+        var lastReport = Date()
+        for path in o.inputs {
+            let reader = try BlockReader(path: path, maxLineBytes: o.maxLineBytes)
+            var firstBlock = true
+            var sawAny = false
+            var done = false
+            while !done {
+                var group: [BlockJob] = []
+                while group.count < workers * 2 {
+                    guard let event = try reader.next() else { done = true; break }
                     sawAny = true
-                    func problem(_ column: Int?, _ reason: String) throws(DataError) {
-                        try issues?.pointee.record(RowIssue(file: path, line: number, column: column, reason: reason))
+                    switch event {
+                    case .tooLong(let line):
+                        group.append(BlockJob(tooLongLine: line))
+                    case let .block(bytes, firstLine, tail):
+                        var skipFirst = false
+                        if firstBlock {
+                            firstBlock = false
+                            let end = bytes.firstIndex(of: 0x0A) ?? bytes.count
+                            var len = end
+                            if len > 0 && bytes[len - 1] == 0x0D { len -= 1 }
+                            skipFirst = try bytes.withUnsafeBufferPointer { (b) throws(DataError) in
+                                try format.header(UnsafeBufferPointer(rebasing: b[0..<len]), file: path)
+                            }
+                        }
+                        group.append(BlockJob(bytes: bytes, firstLine: firstLine, unterminatedTail: tail, skipFirstLine: skipFirst))
                     }
-                    if status == .tooLong { try problem(nil, "line longer than \(o.maxLineBytes) bytes"); return true }
-                    if first {
-                        first = false
-                        if try fp.pointee.header(line, file: path) { return true }
-                    }
-                    if line.isEmpty && status == .unterminated { return true }
-                    if checkUTF8 && FieldParsing.hasNonASCII(line) && !FieldParsing.isValidUTF8(line) {
-                        try problem(nil, "invalid UTF-8")
-                        return true
-                    }
-                    do throws(FieldIssue) {
-                        try fp.pointee.parse(line, into: &row)
-                    } catch {
-                        var reason = error.reason
-                        if FieldParsing.hasNonASCII(line) && !FieldParsing.isValidUTF8(line) { reason = "invalid UTF-8 (\(reason))" }
-                        if status == .unterminated { reason += " (truncated last line?)" }
-                        try problem(error.column, reason)
-                        return true
-                    }
-                    body(row)
-                    rows += 1
-                    if rows & 0xFFFF == 0, let progress, Date().timeIntervalSince(lastReport) > 1 {
-                        lastReport = Date()
-                        progress(ConvertProgress(pass: pass, bytesDone: bytesBefore + reader.bytesRead, bytesTotal: totalBytes,
-                                                 rows: rows, seconds: Date().timeIntervalSince(t0)))
-                    }
-                    return true
                 }
-                if !sawAny { try issues?.pointee.record(RowIssue(file: path, line: 0, column: nil, reason: "empty file")) }
-                bytesBefore += reader.bytesRead
+                if group.isEmpty { break }
+                let formatCopy = format
+                let jobs = group
+                let results = ParallelResults<BlockResult>(count: jobs.count)
+                DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
+                    var f = formatCopy
+                    results.set(i, parseBlock(jobs[i], path: path, format: &f, pass: pass, shape: shape, encoder: encoder, o: o))
+                }
+                for r in results.values {
+                    for issue in r.issues { try issues?.pointee.record(issue) }
+                    merge(r)
+                    rows += r.rows
+                }
+                if let progress, Date().timeIntervalSince(lastReport) > 1 {
+                    lastReport = Date()
+                    progress(ConvertProgress(pass: pass, bytesDone: bytesBefore + reader.bytesRead, bytesTotal: totalBytes,
+                                             rows: rows, seconds: Date().timeIntervalSince(t0)))
+                }
+            }
+            if !sawAny { try issues?.pointee.record(RowIssue(file: path, line: 0, column: nil, reason: "empty file")) }
+            bytesBefore += reader.bytesRead
+        }
+    }
+
+    /// Parses one block: rows into columns (pass 2) or key counts (pass 1), issues in line order.
+    static func parseBlock(_ job: BlockJob, path: String, format: inout any RowFormat, pass: Int, shape: RowShape,
+                           encoder: CategoricalEncoder?, o: ConvertOptions) -> BlockResult {
+        var result = BlockResult(shape: shape, pass: pass)
+        if let line = job.tooLongLine {
+            result.issues.append(RowIssue(file: path, line: line, column: nil, reason: "line longer than \(o.maxLineBytes) bytes"))
+            return result
+        }
+        let checkUTF8 = o.format == .avazu || o.format == .interactions
+        var row = RawRow()
+        job.bytes.withUnsafeBufferPointer { all in
+            var start = 0
+            var number = job.firstLine
+            while start < all.count {
+                let nl = all[start...].firstIndex(of: 0x0A) ?? all.count
+                let unterminated = nl == all.count && job.unterminatedTail
+                var len = nl - start
+                if len > 0 && all[start + len - 1] == 0x0D { len -= 1 }
+                let line = UnsafeBufferPointer(rebasing: all[start..<(start + len)])
+                defer { start = nl + 1; number += 1 }
+                if number == job.firstLine && job.skipFirstLine { continue }
+                if line.isEmpty && unterminated { continue }
+                if len > o.maxLineBytes {
+                    result.issues.append(RowIssue(file: path, line: number, column: nil, reason: "line longer than \(o.maxLineBytes) bytes"))
+                    continue
+                }
+                if checkUTF8 && FieldParsing.hasNonASCII(line) && !FieldParsing.isValidUTF8(line) {
+                    result.issues.append(RowIssue(file: path, line: number, column: nil, reason: "invalid UTF-8"))
+                    continue
+                }
+                do throws(FieldIssue) {
+                    try format.parse(line, into: &row)
+                } catch {
+                    var reason = error.reason
+                    if FieldParsing.hasNonASCII(line) && !FieldParsing.isValidUTF8(line) { reason = "invalid UTF-8 (\(reason))" }
+                    if unterminated { reason += " (truncated last line?)" }
+                    result.issues.append(RowIssue(file: path, line: number, column: error.column, reason: reason))
+                    continue
+                }
+                result.add(row, encoder: encoder)
             }
         }
+        return result
     }
 }
 
@@ -234,4 +286,83 @@ struct IssueLog {
         skipped += 1
         if firstTen.count < 10 { firstTen.append(issue) }
     }
+}
+
+/// The column layout of converted rows.
+struct RowShape: Sendable {
+    var hasLabel: Bool
+    var denseCount: Int
+    var categoricalCount: Int
+    var multiFeature: Int?
+    var hasTimestamps: Bool
+}
+
+/// One unit of parallel work: a block of lines, or a too-long line to report in order.
+struct BlockJob: @unchecked Sendable {
+    var bytes: [UInt8] = []
+    var firstLine = 0
+    var unterminatedTail = false
+    var skipFirstLine = false
+    var tooLongLine: Int?
+
+    init(bytes: [UInt8], firstLine: Int, unterminatedTail: Bool, skipFirstLine: Bool) {
+        self.bytes = bytes; self.firstLine = firstLine; self.unterminatedTail = unterminatedTail; self.skipFirstLine = skipFirstLine
+    }
+    init(tooLongLine: Int) { self.tooLongLine = tooLongLine }
+}
+
+/// What parsing a block produced.
+struct BlockResult: @unchecked Sendable {
+    var columns: ShardColumns?
+    /// Pass 1: per feature, keys in first-seen order and their counts in this block.
+    var firstSeen: [[UInt64]] = []
+    var counts: [[UInt64: Int32]] = []
+    var issues: [RowIssue] = []
+    var rows = 0
+    let shape: RowShape
+
+    init(shape: RowShape, pass: Int) {
+        self.shape = shape
+        if pass == 1 {
+            firstSeen = Array(repeating: [], count: shape.categoricalCount)
+            counts = Array(repeating: [:], count: shape.categoricalCount)
+        } else {
+            columns = ShardColumns(denseCount: shape.denseCount, sparseCount: shape.categoricalCount)
+        }
+    }
+
+    mutating func add(_ row: RawRow, encoder: CategoricalEncoder?) {
+        rows += 1
+        guard let encoder, columns != nil else {
+            for (f, k) in row.categorical.enumerated() { observe(f, k) }
+            if let mf = shape.multiFeature { for (k, _) in row.multi { observe(mf, k) } }
+            return
+        }
+        var c = columns.take()!  // move out: no copy-on-write or optional checks per value
+        if shape.hasLabel { c.labels.append(row.label) }
+        PreprocessingSpec.smallLog1p.withUnsafeBufferPointer { table in
+            for v in row.dense { c.dense.append(PreprocessingSpec.transformDense(v, table: table)) }
+        }
+        for (f, k) in row.categorical.enumerated() { c.ids[f].append(encoder.encode(f, k)) }
+        if let mf = shape.multiFeature {
+            c.lengths[mf].append(Int32(row.multi.count))
+            for (k, w) in row.multi { c.ids[mf].append(encoder.encode(mf, k)); c.weights[mf].append(w) }
+        }
+        if shape.hasTimestamps { c.timestamps.append(row.timestamp) }
+        c.commitRow()
+        columns = c
+    }
+
+    @inline(__always) mutating func observe(_ f: Int, _ k: UInt64) {
+        if let c = counts[f][k] { counts[f][k] = c &+ 1 } else { counts[f][k] = 1; firstSeen[f].append(k) }
+    }
+}
+
+/// Per-index results written by concurrent workers.
+final class ParallelResults<T>: @unchecked Sendable {
+    private var slots: [T?]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ v: T) { lock.withLock { slots[i] = v } }
+    var values: [T] { lock.withLock { slots.compactMap { $0 } } }
 }

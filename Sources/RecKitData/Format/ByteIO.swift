@@ -35,26 +35,50 @@ struct ByteReader {
 }
 
 /// Writes a file atomically: temp file in the same directory, fsync, rename, fsync of the directory.
+/// A crash leaves either the old file or the new one, never a torn one.
 public enum AtomicFile {
+    /// An open temp file being filled.
+    public struct Sink {
+        let fd: Int32
+        let path: String
+        public func write(_ raw: UnsafeRawBufferPointer) throws(DataError) {
+            var done = 0
+            while done < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        public func write(_ data: Data) throws(DataError) {
+            let failure: DataError? = data.withUnsafeBytes { raw in
+                do throws(DataError) { try write(raw); return nil } catch { return error }
+            }
+            if let failure { throw failure }
+        }
+    }
+
     public static func write(_ data: Data, to path: String) throws(DataError) {
+        try write(to: path) { (sink) throws(DataError) in try sink.write(data) }
+    }
+
+    public static func write(to path: String, _ fill: (Sink) throws(DataError) -> Void) throws(DataError) {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw .io(path: path, reason: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n <= 0 { if errno == EINTR { continue }; ok = false; break }
-                done += n
-            }
+        do throws(DataError) {
+            try fill(Sink(fd: fd, path: path))
+        } catch {
+            close(fd)
+            unlink(tmp)
+            throw error
         }
         let syncOK = fsync(fd) == 0
         close(fd)
-        guard ok, syncOK else {
+        guard syncOK else {
             unlink(tmp)
-            throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))")
+            throw .io(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))")
         }
         guard rename(tmp, path) == 0 else {
             unlink(tmp)

@@ -79,6 +79,16 @@ public struct PreprocessingSpec: Codable, Sendable, Equatable {
         guard let x, x > 0 else { return 0 }
         return Float(_log1pDouble(Double(x)))
     }
+
+    /// `transformDense` with a caller-held `smallLog1p` table (hot loops: avoids a lazy-global check per value).
+    @inline(__always) static func transformDense(_ x: Int64?, table: UnsafeBufferPointer<Float>) -> Float {
+        guard let x, x > 0 else { return 0 }
+        if x < Int64(table.count) { return table[Int(x)] }
+        return Float(_log1pDouble(Double(x)))
+    }
+
+    /// log(1 + x) for the small counts that dominate click logs, computed once with the same libm call.
+    static let smallLog1p: [Float] = (0..<4096).map { Float(_log1pDouble(Double($0))) }
 }
 
 #if canImport(Glibc)

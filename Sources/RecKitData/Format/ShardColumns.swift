@@ -45,6 +45,28 @@ public struct ShardColumns: Sendable, Equatable {
         return o
     }
 
+    /// Appends rows `range` of `other` (same layout).
+    public mutating func append(_ other: ShardColumns, rows range: Range<Int>) {
+        if range.isEmpty { return }
+        if !other.labels.isEmpty { labels += other.labels[range] }
+        if denseCount > 0 { dense += other.dense[(range.lowerBound * denseCount)..<(range.upperBound * denseCount)] }
+        if !other.timestamps.isEmpty { timestamps += other.timestamps[range] }
+        for f in 0..<ids.count {
+            if other.lengths[f].isEmpty {
+                ids[f] += other.ids[f][range]
+            } else {
+                var start = 0
+                for r in 0..<range.lowerBound { start += Int(other.lengths[f][r]) }
+                var end = start
+                for r in range { end += Int(other.lengths[f][r]) }
+                lengths[f] += other.lengths[f][range]
+                ids[f] += other.ids[f][start..<end]
+                if !other.weights[f].isEmpty { weights[f] += other.weights[f][start..<end] }
+            }
+        }
+        rowCount += range.count
+    }
+
     /// Sets the row count directly (readers that fill whole columns at once).
     mutating func setRowCount(_ n: Int) { rowCount = n }
 }

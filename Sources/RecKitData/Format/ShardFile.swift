@@ -17,47 +17,51 @@ public enum ShardFile {
 
     enum BlockKind: UInt32 { case labels = 1, dense, lengths, ids, weights, timestamps }
 
-    /// Writes `columns` with `schema` to `path` atomically (temp file, fsync, rename).
+    /// Writes `columns` with `schema` to `path` atomically (temp file, fsync, rename). Column payloads are
+    /// written straight from the arrays (no intermediate copy of the shard).
     public static func write(_ columns: ShardColumns, schema: DatasetSchema, to path: String) throws(DataError) {
-        var out = ByteWriter()
-        out.bytes(magic)
-        out.u32(version)
-        out.u32(0)
+        var head = ByteWriter()
+        head.bytes(magic)
+        head.u32(version)
+        head.u32(0)
         let header: Data
         do { header = try JSONEncoder.sorted.encode(schema) } catch { throw .io(path: path, reason: "cannot encode schema: \(error)") }
-        out.u32(UInt32(header.count))
-        out.u32(header.withUnsafeBytes { reckit_crc32c(0, $0.baseAddress, $0.count) })
-        out.data(header)
-        out.u64(UInt64(columns.rowCount))
+        head.u32(UInt32(header.count))
+        head.u32(header.withUnsafeBytes { reckit_crc32c(0, $0.baseAddress, $0.count) })
+        head.data(header)
+        head.u64(UInt64(columns.rowCount))
         var blockCount = 0
-        func count(_ present: Bool) { if present { blockCount += 1 } }
-        count(!columns.labels.isEmpty)
-        count(columns.denseCount > 0)
+        if !columns.labels.isEmpty { blockCount += 1 }
+        if columns.denseCount > 0 { blockCount += 1 }
         for f in 0..<columns.sparseCount {
-            count(!columns.lengths[f].isEmpty); count(true); count(!columns.weights[f].isEmpty)
+            blockCount += 1 + (columns.lengths[f].isEmpty ? 0 : 1) + (columns.weights[f].isEmpty ? 0 : 1)
         }
-        count(!columns.timestamps.isEmpty)
-        out.u32(UInt32(blockCount))
-        out.u32(0)
-        func block<T>(_ kind: BlockKind, _ feature: Int, _ values: [T]) {
-            values.withUnsafeBytes { raw in
-                out.u32(kind.rawValue)
-                out.u32(UInt32(feature))
-                out.u64(UInt64(raw.count))
-                out.u32(reckit_crc32c(0, raw.baseAddress, raw.count))
-                out.u32(0)
-                out.raw(raw)
+        if !columns.timestamps.isEmpty { blockCount += 1 }
+        head.u32(UInt32(blockCount))
+        head.u32(0)
+        try AtomicFile.write(to: path) { (sink) throws(DataError) in
+            try sink.write(head.buffer)
+            func block<T>(_ kind: BlockKind, _ feature: Int, _ values: [T]) throws(DataError) {
+                let failure: DataError? = values.withUnsafeBytes { raw in
+                    var h = ByteWriter()
+                    h.u32(kind.rawValue)
+                    h.u32(UInt32(feature))
+                    h.u64(UInt64(raw.count))
+                    h.u32(reckit_crc32c(0, raw.baseAddress, raw.count))
+                    h.u32(0)
+                    do throws(DataError) { try sink.write(h.buffer); try sink.write(raw); return nil } catch { return error }
+                }
+                if let failure { throw failure }
             }
+            if !columns.labels.isEmpty { try block(.labels, 0, columns.labels) }
+            if columns.denseCount > 0 { try block(.dense, 0, columns.dense) }
+            for f in 0..<columns.sparseCount {
+                if !columns.lengths[f].isEmpty { try block(.lengths, f, columns.lengths[f]) }
+                try block(.ids, f, columns.ids[f])
+                if !columns.weights[f].isEmpty { try block(.weights, f, columns.weights[f]) }
+            }
+            if !columns.timestamps.isEmpty { try block(.timestamps, 0, columns.timestamps) }
         }
-        if !columns.labels.isEmpty { block(.labels, 0, columns.labels) }
-        if columns.denseCount > 0 { block(.dense, 0, columns.dense) }
-        for f in 0..<columns.sparseCount {
-            if !columns.lengths[f].isEmpty { block(.lengths, f, columns.lengths[f]) }
-            block(.ids, f, columns.ids[f])
-            if !columns.weights[f].isEmpty { block(.weights, f, columns.weights[f]) }
-        }
-        if !columns.timestamps.isEmpty { block(.timestamps, 0, columns.timestamps) }
-        try AtomicFile.write(out.buffer, to: path)
     }
 
     /// Reads and verifies a shard: magic, version, checksums, and that every block fits the schema.

@@ -102,6 +102,6 @@ public enum LibFMLayout {
             }
             if !uniform { return nil }
         }
-        return uniform ? fixed : nil
+        return uniform && (fixed ?? 0) > 0 ? fixed : nil  // rows without entries: multi-hot layout
     }
 }

@@ -1,5 +1,5 @@
 /// A text input format: how a line becomes a `RawRow`, and what columns the rows have.
-public protocol RowFormat {
+public protocol RowFormat: Sendable {
     /// "criteo", "avazu", "libfm", "interactions".
     var name: String { get }
     var hasLabel: Bool { get }

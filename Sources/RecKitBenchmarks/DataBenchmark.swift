@@ -1,5 +1,6 @@
 import Foundation
 import RecKitData
+import RecKitKernels
 
 /// `reckit bench data`: convert throughput on Criteo-format text against a straightforward pandas script on the
 /// same file in the same run.
@@ -69,7 +70,7 @@ public struct DataBenchmark {
         log(String(format: "reckit: %.1f MB/s (%d rows, %.1f s)", rep.mbPerSecond, rep.rows, rep.seconds))
         var report = Report(inputMB: size / 1e6, rows: rep.rows, convertSeconds: rep.seconds, convertMBPerS: rep.mbPerSecond,
                             pythonMBPerS: nil, pythonSeconds: nil, pythonError: nil, ratio: nil, peakRSSMiB: rss,
-                            machine: MachineInfo.current(isa: "", openblasCore: nil))
+                            machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: nil))
         if config.skipPython { report.pythonError = "skipped (--skip-python)"; return report }
         let script = Self.repoFile("benchmarks/python/criteo_preprocess.py")
         let venv = Self.repoFile("benchmarks/python/.venv/bin/python")

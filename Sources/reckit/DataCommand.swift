@@ -5,7 +5,7 @@ import RecKitData
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Convert click logs and interactions into RecKit shards.",
-        subcommands: [DataConvert.self, DataSynth.self])
+        subcommands: [DataConvert.self, DataSynth.self, DataStats.self])
 }
 
 extension InputFormat: ExpressibleByArgument {}
@@ -129,6 +129,37 @@ struct DataSynth: ParsableCommand {
             try printJSON(report)
         } else {
             print("wrote \(report.rows) rows in \(report.shards) shard(s) to \(report.output): \(String(format: "%.1f", report.mbPerSecond)) MB/s, positive rate \(String(format: "%.3f", report.positiveRate)), planted-model AUC \(String(format: "%.4f", report.plantedAUC))")
+        }
+    }
+}
+
+struct DataStats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Per feature: ids seen, coverage, top ids, access-frequency CDF, in-batch duplication.")
+
+    @Argument(help: "A shard dataset directory.")
+    var directory: String
+
+    @Option(name: .customLong("batch-size"), help: "Batch size for the in-batch duplication factor.")
+    var batchSize = 2048
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let stats: DatasetStats
+        do throws(DataError) {
+            stats = try DatasetStats.compute(try ShardDataset(directory: directory), batchSize: max(1, batchSize))
+        } catch {
+            throw CLIError(message: error.description, code: 65)
+        }
+        if json { try printJSON(stats); return }
+        print("\(stats.rows) rows\(stats.positiveRate.map { String(format: ", positive rate %.4f", $0) } ?? ""), batch size \(stats.batchSize)")
+        print("feature          rows     seen  coverage  top1%→acc  dup@B")
+        for f in stats.features {
+            let top1 = f.cdf.first { $0.rows == 0.01 }?.accesses ?? 0
+            print(String(format: "%-12@ %9d %8d %8.4f %9.3f %7.2f", f.name, f.cardinality, f.idsSeen, f.coverage, top1, f.inBatchDuplication))
         }
     }
 }

@@ -69,3 +69,51 @@ struct CLIContractTests {
         #expect(t.err.contains("threads"))
     }
 }
+
+@Suite("reckit data CLI contract")
+struct DataCLIContractTests {
+    static func tmp(_ name: String) -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-cli-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: d)
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    @Test("data convert --json has rows, skipped, bytes_in, seconds, errors (file, line, reason)")
+    func convertJSON() throws {
+        let dir = Self.tmp("convert")
+        let good = (0..<5).map { _ in "1\t" + Array(repeating: "3", count: 13).joined(separator: "\t") + "\t" + Array(repeating: "0a1b2c3d", count: 26).joined(separator: "\t") }
+        let text = (good + ["0\tnot\tenough"]).joined(separator: "\n") + "\n"
+        try text.write(toFile: dir + "/in.tsv", atomically: true, encoding: .utf8)
+        let r = try CLIContractTests.run(["data", "convert", "--format", "criteo", "--input", dir + "/in.tsv", "--output", dir + "/out", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        #expect(obj["rows"] as? Int == 5 && obj["skipped"] as? Int == 1)
+        #expect(obj["bytes_in"] as? Int == text.utf8.count && obj["seconds"] is Double)
+        let errors = try #require(obj["errors"] as? [[String: Any]])
+        #expect(errors.count == 1 && errors[0]["line"] as? Int == 6 && (errors[0]["file"] as? String)?.hasSuffix("in.tsv") == true)
+        #expect(errors[0]["reason"] is String)
+        // --on-error fail: non-zero exit, file:line:column on stderr.
+        let f = try CLIContractTests.run(["data", "convert", "--format", "criteo", "--input", dir + "/in.tsv", "--output", dir + "/out2", "--on-error", "fail"])
+        #expect(f.status == 65 && f.err.contains("in.tsv:6:"), "\(f.err)")
+        let missing = try CLIContractTests.run(["data", "convert", "--format", "criteo", "--input", dir + "/nope.tsv", "--output", dir + "/o3"])
+        #expect(missing.status == 65 && missing.err.contains("nope.tsv"))
+    }
+
+    @Test("data synth --json and data stats --json")
+    func synthAndStats() throws {
+        let dir = Self.tmp("synth")
+        let s = try CLIContractTests.run(["data", "synth", "--rows", "3000", "--output", dir, "--seed", "4", "--tables", "100,20,5000", "--json"])
+        #expect(s.status == 0, "\(s.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(s.out.utf8)) as? [String: Any])
+        #expect(obj["rows"] as? Int == 3000 && obj["planted_auc"] is Double && obj["mb_per_s"] is Double)
+        let st = try CLIContractTests.run(["data", "stats", dir, "--batch-size", "256", "--json"])
+        #expect(st.status == 0, "\(st.err)")
+        let stats = try #require(try JSONSerialization.jsonObject(with: Data(st.out.utf8)) as? [String: Any])
+        let features = try #require(stats["features"] as? [[String: Any]])
+        #expect(features.count == 3 && features[0]["ids_seen"] is Int && features[0]["cdf"] is [Any]
+                && features[0]["in_batch_duplication"] is Double && features[0]["top"] is [Any])
+        let bad = try CLIContractTests.run(["data", "synth", "--rows", "10", "--output", dir + "/x", "--tables", "3,abc"])
+        #expect(bad.status != 0 && bad.status < 128)
+    }
+}

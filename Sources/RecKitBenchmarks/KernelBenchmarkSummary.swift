@@ -24,6 +24,7 @@ public enum KernelBenchmarkSummary {
         lines += [
             "  embedding_forward_ratio         \(f(r.embeddingForwardRatio))   target ≥ 0.60  \(mark(r.embeddingForwardRatio, 0.6))",
             "  embedding_backward_ratio        \(f(r.embeddingBackwardRatio))   target ≥ 0.40  \(mark(r.embeddingBackwardRatio, 0.4))",
+            "  (uniform, largest pooling = the ceiling's rows; worst uniform config: fwd \(f(r.embeddingForwardRatioMin)), bwd \(f(r.embeddingBackwardRatioMin)))",
             "peak RSS \(f(r.peakRSSMiB, 0)) MiB, \(f(r.seconds, 1)) s",
         ]
         return lines.joined(separator: "\n")

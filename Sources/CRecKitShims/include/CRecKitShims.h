@@ -12,6 +12,9 @@ static inline void reckit_prefetch(const void *p) { __builtin_prefetch(p, 0, 3);
 /// Hint the CPU to bring the cache line holding `p` into L2 (for far-ahead prefetches that must not crowd L1).
 static inline void reckit_prefetch_l2(const void *p) { __builtin_prefetch(p, 0, 2); }
 
+/// Hint the CPU to bring the cache line holding `p` into L2 with intent to write (rows updated later).
+static inline void reckit_prefetch_write_l2(const void *p) { __builtin_prefetch(p, 1, 2); }
+
 /// Hint the CPU to bring the cache line holding `p` into L1 with intent to write (read-modify-write rows).
 static inline void reckit_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 

@@ -28,9 +28,10 @@ enum OptimizedEmbeddingBackward {
         pool.parallelFor(parts) { t in
             let ws = partitions[t]
             let unique = aggregate(owner: t, of: parts, bags: bags, mode: mode, gradOutput: gradOutput,
-                                   dim: table.dim, ws: ws)
+                                   dim: table.dim, ws: ws, prefetchRows: table.weights, prefetchState: state,
+                                   stateStride: update.optimizer == .adagrad ? table.dim : 1)
             apply(unique: unique, ws: ws, table: table, state: state, update: update)
-            for u in 0..<unique { ws.keys.pointer[Int(ws.hashPos.pointer[u])] = -1 }
+            for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
         }
     }
 
@@ -41,13 +42,20 @@ enum OptimizedEmbeddingBackward {
 
     /// Sums each owned row's gradient over its occurrences; returns the number of unique owned rows.
     static func aggregate(owner t: Int, of parts: Int, bags: JaggedBags, mode: PoolingMode,
-                          gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition) -> Int {
-        let keys = ws.keys.pointer, slots = ws.slots.pointer, uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
+                          gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition,
+                          prefetchRows: UnsafeMutablePointer<Float>? = nil, prefetchState: UnsafeMutablePointer<Float>? = nil,
+                          stateStride: Int = 1) -> Int {
+        let keys = ws.keys.pointer, uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
         let grads = ws.grads.pointer
-        // Probe only as many slots as this batch needs (≤ capacity; unused slots are always empty), so a small
-        // batch after a large one keeps its hash map in L1/L2.
+        // Probe only as many slots as this thread's share needs (load ≤ 1/2; unused slots are always empty), so the
+        // map stays small enough for L2: count the owned positions first (a cheap sequential pass).
+        var owned = bags.count
+        if parts > 1 {
+            owned = 0
+            for p in 0..<bags.count where owner(bags.indices[p], parts) == t { owned += 1 }
+        }
         var slotsNeeded = 16
-        while slotsNeeded < 2 * max(bags.count, 1) { slotsNeeded <<= 1 }
+        while slotsNeeded < 2 * max(owned, 1) { slotsNeeded <<= 1 }
         let mask = min(slotsNeeded, ws.capacity) - 1
         let chunks = d / 16
         var unique = 0
@@ -66,14 +74,17 @@ enum OptimizedEmbeddingBackward {
                 let r = bags.indices[p]
                 if owner(r, parts) != t { continue }
                 var h = Int((UInt32(bitPattern: r) &* 0x9E37_79B1) >> 7) & mask
-                while keys[h] != r && keys[h] != -1 { h = (h + 1) & mask }
+                while keys[2 * h] != r && keys[2 * h] != -1 { h = (h + 1) & mask }
                 let w = bags.weights?[p] ?? 1
                 let f = mode == .sum ? w : w * s
                 let fv = F16x(repeating: f)
-                if keys[h] == -1 {
-                    // First occurrence: acc = 0 + g·f (the reference's first step, without a memset + reload).
-                    keys[h] = r
-                    slots[h] = Int32(unique)
+                if keys[2 * h] == -1 {
+                    // First occurrence: start fetching the row and its accumulator now (into L2), so the update pass
+                    // finds them close; acc = 0 + g·f (the reference's first step, without a memset + reload).
+                    if let prefetchRows { reckit_prefetch_l2(prefetchRows + Int(r) * d) }
+                    if let prefetchState { reckit_prefetch_l2(prefetchState + Int(r) * stateStride) }
+                    keys[2 * h] = r
+                    keys[2 * h + 1] = Int32(unique)
                     uniq[unique] = r
                     hpos[unique] = Int32(h)
                     let acc = grads + unique * d
@@ -81,7 +92,7 @@ enum OptimizedEmbeddingBackward {
                     for c in 0..<chunks { store16(F16x.zero + load16(g + c * 16) * fv, acc + c * 16) }
                     for j in (chunks * 16)..<d { acc[j] = 0 + g[j] * f }
                 } else {
-                    let acc = grads + Int(slots[h]) * d
+                    let acc = grads + Int(keys[2 * h + 1]) * d
                     for c in 0..<chunks { store16(load16(acc + c * 16) + load16(g + c * 16) * fv, acc + c * 16) }
                     for j in (chunks * 16)..<d { acc[j] += g[j] * f }
                 }

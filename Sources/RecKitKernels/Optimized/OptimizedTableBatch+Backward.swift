@@ -24,10 +24,12 @@ extension OptimizedTableBatch {
             for tb in 0..<tc {
                 let table = batch.tables[tb]
                 let grad = gradOutput.columns(batch.columnOffsets[tb], count: table.dim)
-                let unique = OptimizedEmbeddingBackward.aggregate(owner: t, of: parts, bags: batch.bags[tb], mode: mode,
-                                                                  gradOutput: grad, dim: table.dim, ws: ws)
+                let unique = OptimizedEmbeddingBackward.aggregate(
+                    owner: t, of: parts, bags: batch.bags[tb], mode: mode, gradOutput: grad, dim: table.dim, ws: ws,
+                    prefetchRows: table.weights, prefetchState: states[tb].baseAddress,
+                    stateStride: update.optimizer == .adagrad ? table.dim : 1)
                 OptimizedEmbeddingBackward.apply(unique: unique, ws: ws, table: table, state: states[tb].baseAddress, update: update)
-                for u in 0..<unique { ws.keys.pointer[Int(ws.hashPos.pointer[u])] = -1 }
+                for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
             }
         }
     }

@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"], exclude: ["README.md"]),
         .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
+        .target(name: "RecKitCarbon", exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
             dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", .product(name: "Logging", package: "swift-log")],
@@ -32,7 +33,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: [
-                "RecKitCore", "RecKitKernels", "RecKitData", "RecKitBenchmarks",
+                "RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -44,6 +45,7 @@ let package = Package(
             dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]
         ),
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
+        .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
     ]
 )

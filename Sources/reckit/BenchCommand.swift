@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RecKitBenchmarks
+import RecKitCarbon
 import RecKitKernels
 
 struct Bench: ParsableCommand {
@@ -25,9 +26,13 @@ struct BenchKernels: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Pooling factors to measure (default 1 20).")
     var pooling: [Int] = []
 
+    @OptionGroup var carbon: CarbonOptions
+
     func run() throws {
         let log = CLILog.logger("reckit.bench")
         try CLILog.checkEnvironment(log)
+        let run = try CarbonRun(command: "bench kernels", options: carbon, threads: common.resolvedThreads)
+        defer { run.finish() }
         var config = quick ? KernelBenchmark.Config.quick(threads: common.resolvedThreads)
             : KernelBenchmark.Config(threads: common.resolvedThreads)
         if let rows { config.rowsPerTable = rows }
@@ -75,11 +80,15 @@ struct BenchData: ParsableCommand {
     @Flag(name: .customLong("skip-python"), help: "Measure RecKit only.")
     var skipPython = false
 
+    @OptionGroup var carbon: CarbonOptions
+
     @Flag(name: .long, help: "Print one JSON object at the end.")
     var json = false
 
     func run() throws {
         let log = CLILog.logger("reckit.bench")
+        let run = try CarbonRun(command: "bench data", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
+        defer { run.finish() }
         var c = DataBenchmark.Config(workDirectory: workDir ?? NSTemporaryDirectory() + "reckit-bench-data")
         c.sizeMB = max(1, sizeMB)
         c.input = input

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RecKitCarbon
 import RecKitData
 
 struct DataCommand: ParsableCommand {
@@ -37,11 +38,15 @@ struct DataConvert: ParsableCommand {
     @Option(name: .customLong("shard-rows"), help: "Rows per shard (default 524,288).")
     var shardRows: Int?
 
+    @OptionGroup var carbon: CarbonOptions
+
     @Flag(name: .long, help: "Print one JSON object at the end.")
     var json = false
 
     func run() throws {
         let log = CLILog.logger("reckit.data")
+        let run = try CarbonRun(command: "data convert", model: format.rawValue, options: carbon,
+                                threads: ProcessInfo.processInfo.activeProcessorCount)
         var o = ConvertOptions(format: format, inputs: input, output: output)
         o.onError = onError
         o.maxIndRange = maxIndRange
@@ -55,8 +60,10 @@ struct DataConvert: ParsableCommand {
                 log.info("pass \(p.pass): \(p.rows) rows, \(String(format: "%.1f", rate)) MB/s, \(String(format: "%.0f", Double(p.bytesDone) * 100 / Double(max(p.bytesTotal, 1))))%, ETA \(String(format: "%.0f", eta)) s")
             }
         } catch {
+            run.finish()
             throw CLIError(message: error.description, code: 65)
         }
+        run.finish(samples: report.rows)
         if json {
             try printJSON(report)
         } else {
@@ -99,6 +106,8 @@ struct DataSynth: ParsableCommand {
     @Option(name: .customLong("user-tables"), help: "How many leading tables are user-side (shared in a session).")
     var userTables = 13
 
+    @OptionGroup var carbon: CarbonOptions
+
     @Flag(name: .long, help: "Print one JSON object at the end.")
     var json = false
 
@@ -116,6 +125,7 @@ struct DataSynth: ParsableCommand {
         o.sessionSize = sessionSize
         o.userTables = min(userTables, o.tables.count)
         let total = rows
+        let run = try CarbonRun(command: "data synth", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
         let report: SynthReport
         do throws(DataError) {
             report = try Synthesizer.run(o) { done, seconds in
@@ -123,8 +133,10 @@ struct DataSynth: ParsableCommand {
                 log.info("\(done)/\(total) rows, \(Int(rate)) rows/s, ETA \(Int(Double(total - done) / max(rate, 1))) s")
             }
         } catch {
+            run.finish()
             throw CLIError(message: error.description, code: 65)
         }
+        run.finish(samples: report.rows)
         if json {
             try printJSON(report)
         } else {

@@ -117,3 +117,25 @@ struct DataCLIContractTests {
         #expect(bad.status != 0 && bad.status < 128)
     }
 }
+
+@Suite("reckit carbon CLI contract")
+struct CarbonCLIContractTests {
+    @Test("measured commands end with a carbon line and append to the ledger; carbon report totals them")
+    func ledger() throws {
+        let dir = DataCLIContractTests.tmp("carbon")
+        let env = ["RECKIT_LEDGER_DIR": dir + "/ledger"]
+        let s = try CLIContractTests.run(["data", "synth", "--rows", "2000", "--output", dir + "/d", "--tables", "50,60"], env: env)
+        #expect(s.status == 0 && s.err.contains("carbon: ") && s.err.contains("estimated-tdp") || s.err.contains("measured-rapl"), "\(s.err)")
+        let r = try CLIContractTests.run(["carbon", "report", "--json", "--html", dir + "/r.html"], env: env)
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        let groups = try #require(obj["groups"] as? [[String: Any]])
+        #expect(groups.first?["command"] as? String == "data synth")
+        let html = try String(contentsOfFile: dir + "/r.html", encoding: .utf8)
+        #expect(html.contains("<svg"))
+        let csv = try String(contentsOfFile: dir + "/ledger/emissions.csv", encoding: .utf8)
+        #expect(csv.hasPrefix("timestamp,project_name,run_id,duration,emissions"))
+        let none = try CLIContractTests.run(["carbon", "report"], env: ["RECKIT_LEDGER_DIR": dir + "/empty"])
+        #expect(none.status == 66 && none.err.contains("ledger"))
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import RecKitCarbon
+
+/// Carbon options every measured command takes.
+struct CarbonOptions: ParsableArguments {
+    @Option(name: .long, help: "Grid region for carbon intensity (\(GridRegions.all.map(\.code).joined(separator: ", "))); env RECKIT_REGION.")
+    var region: String?
+
+    @Option(name: .customLong("grid-intensity"), help: "Grid carbon intensity in gCO2e/kWh (overrides the region's); env RECKIT_GRID_INTENSITY.")
+    var gridIntensity: Double?
+
+    @Option(name: .long, help: "Data-centre PUE (default 1.1, hyperscale; 1.55 industry average); env RECKIT_PUE.")
+    var pue: Double?
+
+    @Option(name: .customLong("cpu-watts-per-core"), help: "Watts per busy core for the energy estimate; env RECKIT_CPU_WATTS_PER_CORE.")
+    var cpuWattsPerCore: Double?
+
+    @Option(name: .long, help: "Ledger directory (default ~/.local/state/reckit); env RECKIT_LEDGER_DIR.")
+    var ledger: String?
+
+    var settings: CarbonSettings {
+        CarbonSettings(region: region, gridIntensity: gridIntensity, pue: pue, wattsPerCore: cpuWattsPerCore, ledgerDirectory: ledger)
+    }
+}
+
+/// Measures one command and ends it with the one-line carbon summary on stderr (and a ledger record).
+struct CarbonRun {
+    let tracker: CarbonTracker
+
+    init(command: String, model: String? = nil, options: CarbonOptions, threads: Int) throws {
+        do throws(CarbonError) {
+            tracker = try CarbonTracker(command: command, model: model, settings: options.settings, coresUsed: threads)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        try tracker.start()
+    }
+
+    @discardableResult
+    func finish(samples: Int? = nil) -> RunRecord? {
+        do {
+            let r = try tracker.finish(samples: samples)
+            FileHandle.standardError.write(Data((r.summary + "\n").utf8))
+            return r
+        } catch {
+            FileHandle.standardError.write(Data("carbon: not recorded: \(error)\n".utf8))
+            return nil
+        }
+    }
+}
+
+struct CarbonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "carbon", abstract: "Energy and carbon of past runs.", subcommands: [CarbonReportCommand.self])
+}
+
+struct CarbonReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Totals per command and model from the ledger; optional self-contained HTML page.")
+
+    @Option(name: .long, help: "Ledger file (ledger.jsonl) or its directory (default ~/.local/state/reckit).")
+    var ledger: String?
+
+    @Option(name: .long, help: "Write an HTML report (inline SVG chart, no network) to this file.")
+    var html: String?
+
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        var dir = ledger ?? ProcessInfo.processInfo.environment["RECKIT_LEDGER_DIR"] ?? CarbonSettings.defaultLedgerDirectory()
+        if dir.hasSuffix(".jsonl") { dir = (dir as NSString).deletingLastPathComponent }
+        let records: [RunRecord]
+        do throws(CarbonError) { records = try Ledger(directory: dir).records() } catch {
+            throw CLIError(message: error.description, code: 66)
+        }
+        let report = CarbonReport(records: records)
+        if let html {
+            do { try report.html.write(toFile: html, atomically: true, encoding: .utf8) } catch {
+                throw CLIError(message: "cannot write \(html): \(error.localizedDescription)", code: 73)
+            }
+        }
+        if json { try printJSON(report) } else {
+            print(report.text)
+            if let html { print("HTML report: \(html)") }
+        }
+    }
+}

@@ -26,43 +26,50 @@ enum OptimizedEmbeddingBag {
     @inline(__always)
     private static func forwardBags(table: EmbeddingTableView, bags: JaggedBags, mode: PoolingMode,
                                     output: MatrixView, bags range: Range<Int>, firstPosition: Int) -> Bool {
-        let d = table.dim, chunks = d / 16, tail = d % 16
-        let rows = UInt32(truncatingIfNeeded: table.rows)
-        let w = table.weights, idx = bags.indices
+        let d = table.dim, w = table.weights, idx = bags.indices
+        let lastRow = UInt32(truncatingIfNeeded: table.rows &- 1)
         var start = firstPosition
         let n = bags.count
         for b in range {
             let end = bagEnd(bags, b, start)
-            for p in start..<end where UInt32(bitPattern: idx[p]) >= rows { return false }
             // Rows are random: prefetch the rows `prefetchDistance` lookups ahead so more misses overlap
             // (prefetch never faults, so a not-yet-validated index is harmless here).
             var ahead = start + prefetchDistance
             let aheadEnd = min(end + prefetchDistance, n)
             while ahead < aheadEnd {
-                reckit_prefetch(w + Int(min(UInt32(bitPattern: idx[ahead]), rows &- 1)) * d)
+                reckit_prefetch(w + Int(min(UInt32(bitPattern: idx[ahead]), lastRow)) * d)
                 ahead += 1
             }
-            let s = BagValidation.scale(mode, length: end - start)
-            let out = output.row(b)
             // Output rows are strided too (per-table columns of a [B, T·D] buffer): claim them ahead.
             if b + outputPrefetchBags < range.upperBound { reckit_prefetch_write(output.row(b + outputPrefetchBags)) }
-            for c in 0..<chunks {
-                var acc = F16x.zero
-                if let wt = bags.weights {
-                    for p in start..<end { acc += F16x(repeating: wt[p]) * load16(w + Int(idx[p]) * d + c * 16) }
-                } else {
-                    for p in start..<end { acc += load16(w + Int(idx[p]) * d + c * 16) }
-                }
-                store16(mode == .sum ? acc : acc * F16x(repeating: s), out + c * 16)
-            }
-            if tail > 0 {
-                for j in (chunks * 16)..<d {
-                    var acc: Float = 0
-                    for p in start..<end { acc += (bags.weights?[p] ?? 1) * w[Int(idx[p]) * d + j] }
-                    out[j] = mode == .sum ? acc : acc * s
-                }
-            }
+            if !poolBag(table, bags, mode, start: start, end: end, out: output.row(b)) { return false }
             start = end
+        }
+        return true
+    }
+
+    /// out[0..<D] = scale · Σ_p w_p · row(idx[p]) over positions start..<end, summed in position order (the
+    /// reference's order, so results match it bit for bit); false on an out-of-range index.
+    @inline(__always)
+    static func poolBag(_ table: EmbeddingTableView, _ bags: JaggedBags, _ mode: PoolingMode, start: Int, end: Int,
+                        out: UnsafeMutablePointer<Float>) -> Bool {
+        let d = table.dim, chunks = d / 16, w = table.weights, idx = bags.indices
+        let rows = UInt32(truncatingIfNeeded: table.rows)
+        for p in start..<end where UInt32(bitPattern: idx[p]) >= rows { return false }
+        let s = BagValidation.scale(mode, length: end - start)
+        for c in 0..<chunks {
+            var acc = F16x.zero
+            if let wt = bags.weights {
+                for p in start..<end { acc += F16x(repeating: wt[p]) * load16(w + Int(idx[p]) * d + c * 16) }
+            } else {
+                for p in start..<end { acc += load16(w + Int(idx[p]) * d + c * 16) }
+            }
+            store16(mode == .sum ? acc : acc * F16x(repeating: s), out + c * 16)
+        }
+        for j in (chunks * 16)..<d {
+            var acc: Float = 0
+            for p in start..<end { acc += (bags.weights?[p] ?? 1) * w[Int(idx[p]) * d + j] }
+            out[j] = mode == .sum ? acc : acc * s
         }
         return true
     }

@@ -37,7 +37,7 @@ enum OptimizedTableBatch {
                             reckit_prefetch(table.weights + Int(min(UInt32(bitPattern: bags.indices[ahead]), rowsLimit)) * table.dim)
                             ahead += 1
                         }
-                        if !poolBag(table, bags, mode, start: start, end: end, out: output.row(bag) + batch.columnOffsets[t]) {
+                        if !OptimizedEmbeddingBag.poolBag(table, bags, mode, start: start, end: end, out: output.row(bag) + batch.columnOffsets[t]) {
                             flag.set()
                             return
                         }
@@ -46,30 +46,5 @@ enum OptimizedTableBatch {
             }
         }
         if flag.isSet { try batch.validateAll() }
-    }
-
-    /// out[0..<D] = scale · Σ_p w_p · row(idx[p]) over positions start..<end; false on an out-of-range index.
-    @inline(__always)
-    static func poolBag(_ table: EmbeddingTableView, _ bags: JaggedBags, _ mode: PoolingMode, start: Int, end: Int,
-                        out: UnsafeMutablePointer<Float>) -> Bool {
-        let d = table.dim, chunks = d / 16, w = table.weights, idx = bags.indices
-        let rows = UInt32(truncatingIfNeeded: table.rows)
-        for p in start..<end where UInt32(bitPattern: idx[p]) >= rows { return false }
-        let s = BagValidation.scale(mode, length: end - start)
-        for c in 0..<chunks {
-            var acc = F16x.zero
-            if let wt = bags.weights {
-                for p in start..<end { acc += F16x(repeating: wt[p]) * load16(w + Int(idx[p]) * d + c * 16) }
-            } else {
-                for p in start..<end { acc += load16(w + Int(idx[p]) * d + c * 16) }
-            }
-            store16(mode == .sum ? acc : acc * F16x(repeating: s), out + c * 16)
-        }
-        for j in (chunks * 16)..<d {
-            var acc: Float = 0
-            for p in start..<end { acc += (bags.weights?[p] ?? 1) * w[Int(idx[p]) * d + j] }
-            out[j] = mode == .sum ? acc : acc * s
-        }
-        return true
     }
 }

@@ -25,6 +25,7 @@ let package = Package(
         .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"], exclude: ["README.md"]),
         .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
         .target(name: "RecKitCarbon", exclude: ["README.md"]),
+        .target(name: "RecKitModels", dependencies: ["RecKitCore", "RecKitKernels"], exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
             dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", .product(name: "Logging", package: "swift-log")],
@@ -46,6 +47,7 @@ let package = Package(
         ),
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
+        .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
     ]
 )

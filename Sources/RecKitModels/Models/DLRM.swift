@@ -1,0 +1,163 @@
+import RecKitCore
+import RecKitKernels
+
+/// DLRM's architecture knobs (Naumov et al. 2019; the reference `dlrm_s_pytorch.py`).
+public struct DLRMConfig: Sendable, Codable, Equatable {
+    public var denseCount: Int
+    public var tableSizes: [Int]
+    public var embeddingDim: Int
+    /// Bottom MLP hidden sizes; its input is `denseCount`, its output `embeddingDim`.
+    public var bottomHidden: [Int]
+    /// Top MLP hidden sizes; its input is D + P, its output 1 logit.
+    public var topHidden: [Int]
+    public var includeDiagonal = false
+
+    /// The Criteo Kaggle reference config: dim 16, bottom 13-512-256-64-16, top 367-512-256-1.
+    public static func criteoKaggle(tableSizes: [Int]) -> DLRMConfig {
+        DLRMConfig(denseCount: 13, tableSizes: tableSizes, embeddingDim: 16, bottomHidden: [512, 256, 64], topHidden: [512, 256])
+    }
+
+    public init(denseCount: Int, tableSizes: [Int], embeddingDim: Int, bottomHidden: [Int], topHidden: [Int],
+                includeDiagonal: Bool = false) {
+        self.denseCount = denseCount; self.tableSizes = tableSizes; self.embeddingDim = embeddingDim
+        self.bottomHidden = bottomHidden; self.topHidden = topHidden; self.includeDiagonal = includeDiagonal
+    }
+
+    /// F = 1 + T interacting vectors.
+    public var vectorCount: Int { 1 + tableSizes.count }
+    /// D + P, the top MLP's input width.
+    public var interactionWidth: Int {
+        let f = vectorCount
+        return embeddingDim + (includeDiagonal ? f * (f + 1) / 2 : f * (f - 1) / 2)
+    }
+}
+
+/// DLRM with explicit forward and backward.
+///
+/// Shapes (B batch, T tables, D dim, F = T + 1, P pairs):
+///   dense (B × 13) → bottom MLP → features[:, 0:D]       features: B × F·D
+///   sparse (T bags per sample) → tables → features[:, D(1+t) ..< D(2+t)]
+///   features → dot interaction → inter (B × (D + P)) → top MLP → logits (B) → mean BCE with labels.
+/// Backward: logits → top MLP (dense grads accumulate) → interaction → bottom MLP and, fused with the sparse
+/// optimizer, the embedding tables (updated in place, as FBGEMM's TBE does).
+public final class DLRM: @unchecked Sendable {
+    public let config: DLRMConfig
+    public let maxBatch: Int
+    public let bottom: MLP
+    public let top: MLP
+    public let tables: [AlignedBuffer<Float>]
+    /// Row-wise Adagrad accumulators (R floats per table); used when the sparse optimizer needs them.
+    public private(set) var states: [AlignedBuffer<Float>] = []
+    let features: AlignedBuffer<Float>, gradFeatures: AlignedBuffer<Float>
+    let inter: AlignedBuffer<Float>, gradInter: AlignedBuffer<Float>
+    let logits: AlignedBuffer<Float>, gradLogits: AlignedBuffer<Float>
+    let indices: [AlignedBuffer<Int32>]
+    let offsets: [AlignedBuffer<Int32>]
+    let workspace = EmbeddingBackwardWorkspace()
+    private var batchSize = 0
+
+    /// Embedding rows ~ U(−√(1/R), √(1/R)) as the DLRM reference initialises them.
+    public init(config: DLRMConfig, maxBatch: Int, maxIndicesPerTable: Int, seed: UInt64) {
+        self.config = config
+        self.maxBatch = maxBatch
+        var rng = SeededRandom(seed: seed)
+        bottom = MLP(sizes: [config.denseCount] + config.bottomHidden + [config.embeddingDim], lastActivation: .relu,
+                     maxBatch: maxBatch, rng: &rng)
+        top = MLP(sizes: [config.interactionWidth] + config.topHidden + [1], lastActivation: .identity, maxBatch: maxBatch, rng: &rng)
+        tables = config.tableSizes.enumerated().map { t, rows in
+            var r = SeededRandom.stream(seed: seed, index: UInt64(t) + 1)
+            let bound = (1 / Float(rows)).squareRoot()
+            let buf = AlignedBuffer<Float>(count: rows * config.embeddingDim)
+            for i in 0..<buf.count { buf.pointer[i] = (r.nextUniform() * 2 - 1) * bound }
+            return buf
+        }
+        let fd = config.vectorCount * config.embeddingDim
+        features = AlignedBuffer(count: maxBatch * fd)
+        gradFeatures = AlignedBuffer(count: maxBatch * fd)
+        inter = AlignedBuffer(count: maxBatch * config.interactionWidth)
+        gradInter = AlignedBuffer(count: maxBatch * config.interactionWidth)
+        logits = AlignedBuffer(count: maxBatch)
+        gradLogits = AlignedBuffer(count: maxBatch)
+        indices = config.tableSizes.map { _ in AlignedBuffer(count: maxIndicesPerTable) }
+        offsets = config.tableSizes.map { _ in AlignedBuffer(count: maxBatch + 1) }
+    }
+
+    var featureView: MatrixView {
+        MatrixView(base: features.pointer, rows: batchSize, columns: config.vectorCount * config.embeddingDim)
+    }
+    var interactionArguments: InteractionArguments {
+        InteractionArguments(features: featureView, vectorCount: config.vectorCount, dim: config.embeddingDim,
+                             includeDiagonal: config.includeDiagonal)
+    }
+    var tableBatch: TableBatch {
+        TableBatch(tables: config.tableSizes.enumerated().map { EmbeddingTableView(weights: tables[$0.offset].pointer, rows: $0.element, dim: config.embeddingDim) },
+                   bags: (0..<config.tableSizes.count).map { t in
+                       JaggedBags(indices: indices[t].pointer, count: Int(offsets[t].pointer[batchSize]), bagCount: batchSize,
+                                  boundaries: .offsets(offsets[t].pointer)) },
+                   columnOffsets: (0..<config.tableSizes.count).map { ($0 + 1) * config.embeddingDim })
+    }
+
+    /// The logits of the last forward (B).
+    public var lastLogits: [Float] { Array(UnsafeBufferPointer(start: logits.pointer, count: batchSize)) }
+
+    /// Forward pass: returns the mean binary cross-entropy (labels in {0,1}).
+    /// - Parameters: dense B × denseCount row-major; sparse: one key per table.
+    public func forward(dense: [Float], sparse: KeyedJaggedTensor, labels: [Float], pool: ThreadPool) throws(KernelError) -> Double {
+        let b = sparse.batchSize
+        guard b <= maxBatch, dense.count == b * config.denseCount, labels.count == b,
+              sparse.values.count == config.tableSizes.count else {
+            throw .shapeMismatch("DLRM batch: \(b) samples, \(dense.count) dense values, \(labels.count) labels, \(sparse.values.count) sparse keys")
+        }
+        batchSize = b
+        for t in 0..<config.tableSizes.count {
+            guard sparse.values[t].count <= indices[t].count else { throw .inTable(t, .shapeMismatch("more ids than maxIndicesPerTable")) }
+            sparse.values[t].withUnsafeBufferPointer { indices[t].pointer.update(from: $0.baseAddress!, count: $0.count) }
+            sparse.offsets[t].withUnsafeBufferPointer { offsets[t].pointer.update(from: $0.baseAddress!, count: b + 1) }
+        }
+        let d = config.embeddingDim, fd = config.vectorCount * d
+        let denseDim = config.denseCount
+        let loss: Double = try dense.withUnsafeBufferPointer { (dp) throws(KernelError) -> Double in
+            let x = MatrixView(base: UnsafeMutablePointer(mutating: dp.baseAddress!), rows: b, columns: denseDim)
+            try bottom.forward(x, into: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd), pool: pool)
+            try Kernels.tableBatchForward(tableBatch, mode: .sum, output: featureView, pool: pool)
+            let interView = MatrixView(base: inter.pointer, rows: b, columns: config.interactionWidth)
+            try Kernels.interactionForward(interactionArguments, output: interView, pool: pool)
+            try top.forward(interView, into: MatrixView(base: logits.pointer, rows: b, columns: 1), pool: pool)
+            return labels.withUnsafeBufferPointer { lp in
+                Kernels.bceWithLogits(logits: logits.pointer, labels: lp.baseAddress!, count: b, grad: gradLogits.pointer,
+                                      gradScale: 1 / Float(b)) / Double(b)
+            }
+        }
+        return loss
+    }
+
+    /// Backward of the last forward (same batch): dense gradients accumulate into the MLPs' grad buffers; the
+    /// embedding rows are updated in place by the fused sparse optimizer.
+    public func backward(dense: [Float], update: SparseUpdate, pool: ThreadPool) throws(KernelError) {
+        let b = batchSize, d = config.embeddingDim, fd = config.vectorCount * d
+        if update.optimizer != .sgd && states.isEmpty {
+            states = config.tableSizes.map { AlignedBuffer(count: update.optimizer.stateCount(rows: $0, dim: d)) }
+        }
+        let interView = MatrixView(base: inter.pointer, rows: b, columns: config.interactionWidth)
+        let gradInterView = MatrixView(base: gradInter.pointer, rows: b, columns: config.interactionWidth)
+        try top.backward(interView, output: MatrixView(base: logits.pointer, rows: b, columns: 1),
+                         gradOutput: MatrixView(base: gradLogits.pointer, rows: b, columns: 1), gradInput: gradInterView, pool: pool)
+        let gradFeatureView = MatrixView(base: gradFeatures.pointer, rows: b, columns: fd)
+        try Kernels.interactionBackward(interactionArguments, gradOutput: gradInterView, gradFeatures: gradFeatureView, pool: pool)
+        let denseDim = config.denseCount
+        try dense.withUnsafeBufferPointer { (dp) throws(KernelError) in
+            let x = MatrixView(base: UnsafeMutablePointer(mutating: dp.baseAddress!), rows: b, columns: denseDim)
+            try bottom.backward(x, output: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd),
+                                gradOutput: MatrixView(base: gradFeatures.pointer, rows: b, columns: d, rowStride: fd),
+                                gradInput: nil, pool: pool)
+        }
+        let stateBuffers = update.optimizer == .sgd
+            ? config.tableSizes.map { _ in UnsafeMutableBufferPointer<Float>(start: nil, count: 0) } : states.map(\.buffer)
+        try Kernels.tableBatchBackward(tableBatch, states: stateBuffers, mode: .sum, gradOutput: gradFeatureView,
+                                       update: update, workspace: workspace, pool: pool)
+    }
+
+    public func zeroGrad() { bottom.zeroGrad(); top.zeroGrad() }
+    /// Dense (MLP) parameters with their gradients.
+    public var denseParameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { bottom.parameters + top.parameters }
+}

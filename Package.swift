@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["RecKitData", "RecKitModels", "RecKitKernels", "RecKitCore"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
     ]
 )

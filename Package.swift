@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
         .target(name: "RecKitCarbon", exclude: ["README.md"]),
         .target(name: "RecKitModels", dependencies: ["RecKitCore", "RecKitKernels"], exclude: ["README.md"]),
+        .target(name: "RecKitTraining", dependencies: ["RecKitCore", "RecKitKernels", "RecKitModels", "RecKitData", "CRecKitShims"],
+                exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
             dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", .product(name: "Logging", package: "swift-log")],
@@ -34,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: [
-                "RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks",
+                "RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels", "RecKitTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -49,6 +51,7 @@ let package = Package(
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["RecKitData", "RecKitModels", "RecKitKernels", "RecKitCore"]),
+        .testTarget(name: "RecKitTrainingTests", dependencies: ["RecKitTraining", "RecKitModels", "RecKitData", "RecKitKernels", "RecKitCore"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
     ]
 )

@@ -9,6 +9,10 @@ public struct Batch: Sendable {
     public var sparse: KeyedJaggedTensor
     public var deduped: [DedupedFeature]?
 
+    public init(labels: [Float], dense: [Float], sparse: KeyedJaggedTensor, deduped: [DedupedFeature]?) {
+        self.labels = labels; self.dense = dense; self.sparse = sparse; self.deduped = deduped
+    }
+
     /// B.
     public var size: Int { sparse.batchSize }
 

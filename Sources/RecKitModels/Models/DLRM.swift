@@ -157,6 +157,9 @@ public final class DLRM: @unchecked Sendable {
                                        update: update, workspace: workspace, pool: pool)
     }
 
+    /// Restores sparse-optimizer accumulators (from a checkpoint).
+    public func restoreStates(_ values: [[Float]]) { states = values.map { AlignedBuffer($0) } }
+
     public func zeroGrad() { bottom.zeroGrad(); top.zeroGrad() }
     /// Dense (MLP) parameters with their gradients.
     public var denseParameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { bottom.parameters + top.parameters }

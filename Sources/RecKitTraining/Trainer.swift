@@ -1,0 +1,156 @@
+import Foundation
+import RecKitCore
+import RecKitData
+import RecKitKernels
+import RecKitModels
+
+/// How to train (defaults: the small-data recipe; see `TrainOptions.recipe(rows:)`).
+public struct TrainOptions: Sendable {
+    public var epochs = 3
+    public var batchSize = 256
+    public var learningRate: Float = 1e-3
+    public var denseOptimizer = DenseOptimizerKind.adam
+    public var sparseOptimizer = SparseOptimizerKind.rowWiseAdagrad
+    public var sparseLearningRate: Float = 0.05
+    /// Fraction of rows, taken from the end (time order), held out for validation.
+    public var validationFraction = 0.1
+    public var shuffleBuffer = 0
+    public var seed: UInt64 = 1
+    public var threads = ThreadPool.hardwareConcurrency
+    public var embeddingDim = 16
+    public var bottomHidden = [64, 32]
+    public var topHidden = [128, 64]
+
+    public init() {}
+
+    /// A recipe from the data size: the DLRM Criteo Kaggle architecture (bottom 512-256-64, top 512-256,
+    /// batch 2048, SGD-like learning rates) from 10M rows up; a smaller network, Adam 1e-3 and batch 256 below.
+    public static func recipe(rows: Int) -> TrainOptions {
+        var o = TrainOptions()
+        if rows >= 10_000_000 {
+            o.bottomHidden = [512, 256, 64]
+            o.topHidden = [512, 256]
+            o.batchSize = 2048
+            o.epochs = 1
+        } else if rows < 20_000 {
+            o.epochs = 10
+        }
+        return o
+    }
+}
+
+public struct TrainReport: Codable, Sendable {
+    public var rowsTrained: Int
+    public var steps: Int
+    public var seconds: Double
+    public var samplesPerSecond: Double
+    public var finalLoss: Double
+    public var validation: BinaryMetrics?
+    public var checkpoint: String?
+
+    enum CodingKeys: String, CodingKey {
+        case steps, seconds, validation, checkpoint
+        case rowsTrained = "rows_trained"
+        case samplesPerSecond = "samples_per_s"
+        case finalLoss = "final_loss"
+    }
+}
+
+/// Progress of training, for a status line.
+public struct TrainProgress: Sendable {
+    public var epoch: Int, step: Int, rows: Int, totalRows: Int, loss: Double, samplesPerSecond: Double
+    public var eta: Double { samplesPerSecond > 0 ? Double(totalRows - rows) / samplesPerSecond : .nan }
+}
+
+public enum Trainer {
+    /// Trains DLRM on the first (1 − validationFraction) of the rows in file order, evaluates on the rest.
+    public static func trainDLRM(_ ds: ShardDataset, options o: TrainOptions,
+                                 progress: ((TrainProgress) -> Void)? = nil) throws -> (DLRM, DenseOptimizer, TrainReport) {
+        let schema = ds.schema
+        guard schema.hasLabel else { throw DataError.invalidOptions("training needs labels; \(ds.directory) has none") }
+        let rows = ds.manifest.rows
+        let trainRows = Int(Double(rows) * (1 - o.validationFraction))
+        let config = DLRMConfig(denseCount: max(schema.denseNames.count, 1), tableSizes: schema.sparse.map(\.cardinality),
+                                embeddingDim: o.embeddingDim, bottomHidden: o.bottomHidden, topHidden: o.topHidden)
+        let maxIndices = o.batchSize * 64
+        let model = DLRM(config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed)
+        let optimizer = DenseOptimizer(kind: o.denseOptimizer)
+        let pool = ThreadPool(threads: o.threads)
+        let update = SparseUpdate(optimizer: o.sparseOptimizer, learningRate: o.sparseLearningRate)
+        let t0 = Date()
+        var steps = 0, seen = 0, lastLoss = Double.nan
+        var lastReport = Date.distantPast
+        for epoch in 0..<o.epochs {
+            var lo = LoaderOptions(batchSize: o.batchSize)
+            lo.shuffleBuffer = o.shuffleBuffer
+            lo.seed = o.seed &+ UInt64(epoch)
+            let loader = try BatchLoader(dataset: ds, options: lo)
+            var row = 0
+            while let batch = loader.next() {
+                let take = min(batch.size, trainRows - row)
+                row += batch.size
+                if take <= 0 { break }
+                let b = take == batch.size ? batch : Self.prefix(batch, take, denseCount: schema.denseNames.count)
+                let dense = schema.denseNames.isEmpty ? [Float](repeating: 0, count: b.size) : b.dense
+                lastLoss = try model.forward(dense: dense, sparse: b.sparse, labels: b.labels, pool: pool)
+                model.zeroGrad()
+                try model.backward(dense: dense, update: update, pool: pool)
+                optimizer.apply(model.denseParameters, lr: o.learningRate)
+                steps += 1
+                seen += b.size
+                if let progress, Date().timeIntervalSince(lastReport) > 2 {
+                    lastReport = Date()
+                    let el = Date().timeIntervalSince(t0)
+                    progress(TrainProgress(epoch: epoch, step: steps, rows: seen, totalRows: trainRows * o.epochs,
+                                           loss: lastLoss, samplesPerSecond: Double(seen) / el))
+                }
+            }
+            if let e = loader.error { throw e }
+        }
+        let seconds = Date().timeIntervalSince(t0)
+        let validation = trainRows < rows ? try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool) : nil
+        let report = TrainReport(rowsTrained: seen, steps: steps, seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9),
+                                 finalLoss: lastLoss, validation: validation, checkpoint: nil)
+        return (model, optimizer, report)
+    }
+
+    /// Metrics of `model` on rows `range` (file order) of `ds`.
+    public static func evaluate(_ model: DLRM, _ ds: ShardDataset, rows range: Range<Int>, batchSize: Int,
+                                pool: ThreadPool) throws -> BinaryMetrics {
+        let dc = ds.schema.denseNames.count
+        let loader = try BatchLoader(dataset: ds, options: LoaderOptions(batchSize: min(batchSize, model.maxBatch)))
+        var logits: [Float] = [], labels: [Float] = []
+        var row = 0
+        while let batch = loader.next() {
+            defer { row += batch.size }
+            if row + batch.size <= range.lowerBound { continue }
+            if row >= range.upperBound { break }
+            let lo = max(0, range.lowerBound - row), hi = min(batch.size, range.upperBound - row)
+            var b = batch
+            if lo > 0 || hi < batch.size { b = Self.slice(batch, lo..<hi, denseCount: dc) }
+            let dense = dc == 0 ? [Float](repeating: 0, count: b.size) : b.dense
+            _ = try model.forward(dense: dense, sparse: b.sparse, labels: b.labels.isEmpty ? Array(repeating: 0, count: b.size) : b.labels, pool: pool)
+            logits += model.lastLogits
+            labels += b.labels
+        }
+        if let e = loader.error { throw e }
+        return BinaryMetrics.compute(logits: logits, labels: labels)
+    }
+
+    static func prefix(_ b: Batch, _ n: Int, denseCount: Int) -> Batch { slice(b, 0..<n, denseCount: denseCount) }
+
+    /// Samples `range` of a batch.
+    static func slice(_ b: Batch, _ range: Range<Int>, denseCount: Int) -> Batch {
+        let kjt = b.sparse
+        var values: [[Int32]] = [], offsets: [[Int32]] = [], weights: [[Float]] = []
+        for f in 0..<kjt.values.count {
+            let s = Int(kjt.offsets[f][range.lowerBound]), e = Int(kjt.offsets[f][range.upperBound])
+            values.append(Array(kjt.values[f][s..<e]))
+            offsets.append(kjt.offsets[f][range.lowerBound...range.upperBound].map { $0 - Int32(s) })
+            weights.append(kjt.weights[f].isEmpty ? [] : Array(kjt.weights[f][s..<e]))
+        }
+        return Batch(labels: b.labels.isEmpty ? [] : Array(b.labels[range]),
+                     dense: Array(b.dense[(range.lowerBound * denseCount)..<(range.upperBound * denseCount)]),
+                     sparse: KeyedJaggedTensor(keys: kjt.keys, values: values, offsets: offsets, weights: weights), deduped: nil)
+    }
+}

@@ -13,7 +13,7 @@ build: setup
 	scripts/build.sh
 
 demo: build
-	$(RECKIT) bench kernels
+	$(RECKIT) demo
 
 # The suite, then the dispatch-level suites again with the reference kernels forced (RECKIT_KERNELS), so both
 # paths of every `Kernels.*` entry point run in CI.
@@ -22,7 +22,8 @@ test: setup
 	RECKIT_KERNELS=reference swift test --skip-build --filter 'RuntimeTests'
 
 bench: build
-	$(RECKIT) bench kernels --json
+	$(RECKIT) bench kernels
+	$(RECKIT) bench data --size-mb 256 --skip-python
 
 clean:
 	swift package clean

@@ -139,3 +139,28 @@ struct CarbonCLIContractTests {
         #expect(none.status == 66 && none.err.contains("ledger"))
     }
 }
+
+@Suite("reckit train / eval CLI contract")
+struct TrainCLIContractTests {
+    @Test("train --json and eval --json keys; wrong model and corrupt checkpoint give clear errors")
+    func trainEval() throws {
+        let dir = DataCLIContractTests.tmp("train")
+        let env = ["RECKIT_LEDGER_DIR": dir + "/ledger"]
+        _ = try CLIContractTests.run(["data", "synth", "--rows", "3000", "--output", dir + "/d", "--tables", "20,20,20,20,300"], env: env)
+        let t = try CLIContractTests.run(["train", "--model", "dlrm", "--data", dir + "/d", "--output", dir + "/m.ckpt",
+                                         "--epochs", "1", "--json"], env: env)
+        #expect(t.status == 0, "\(t.err)")
+        let tj = try #require(try JSONSerialization.jsonObject(with: Data(t.out.utf8)) as? [String: Any])
+        #expect(tj["samples_per_s"] is Double && tj["checkpoint"] as? String == dir + "/m.ckpt" && tj["validation"] is [String: Any])
+        let e = try CLIContractTests.run(["eval", "--model", dir + "/m.ckpt", "--data", dir + "/d", "--json"], env: env)
+        #expect(e.status == 0, "\(e.err)")
+        let ej = try #require(try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [String: Any])
+        for key in ["auc", "logloss", "ne", "calibration", "rows"] { #expect(ej[key] != nil, "missing \(key)") }
+        #expect(ej["rows"] as? Int == 3000)
+        let fm = try CLIContractTests.run(["train", "--model", "fm", "--data", dir + "/d", "--output", dir + "/x"], env: env)
+        #expect(fm.status != 0 && fm.err.contains("available: dlrm"))
+        try Data("RKCKPT01garbage".utf8).write(to: URL(fileURLWithPath: dir + "/bad.ckpt"))
+        let bad = try CLIContractTests.run(["eval", "--model", dir + "/bad.ckpt", "--data", dir + "/d"], env: env)
+        #expect(bad.status == 65 && bad.err.contains("bad.ckpt"))
+    }
+}

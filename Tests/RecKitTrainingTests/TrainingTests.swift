@@ -1,0 +1,95 @@
+import Foundation
+import RecKitCore
+import RecKitData
+import RecKitKernels
+import RecKitModels
+@testable import RecKitTraining
+import Testing
+
+@Suite("Training: metrics, optimizers, checkpoints")
+struct TrainingTests {
+    @Test("metrics against hand-computed values (ties in AUC count ½)")
+    func metrics() throws {
+        // p = σ(z): z = 0 → 0.5. Scores 0,0 tie across classes.
+        let m = BinaryMetrics.compute(logits: [0, 0, 2, -2], labels: [1, 0, 1, 0])
+        let p2 = 1 / (1 + exp(-2.0))
+        let ll = -(log(0.5) + log(0.5) + log(p2) + log(p2)) / 4
+        #expect(abs(m.logloss - ll) < 1e-9)
+        #expect(m.auc == 0.875)  // pairs: (2>−2)=1, (2>0)=1, (0 vs 0)=½, (0>−2)=1 → 3.5/4
+        #expect(abs(m.ne! - ll / log(2.0)) < 1e-9)
+        #expect(abs(m.calibration! - 1) < 1e-9)
+        #expect(m.accuracy == 0.75)  // p = 0.5 counts as positive
+        #expect(BinaryMetrics.compute(logits: [1, 2], labels: [1, 1]).auc == nil)
+    }
+
+    @Test("dense optimizers: one step equals the documented formula", arguments: DenseOptimizerKind.allCases)
+    func optimizerStep(kind: DenseOptimizerKind) {
+        let w = AlignedBuffer<Float>([1, -2]), g = AlignedBuffer<Float>([0.5, -0.25])
+        let opt = DenseOptimizer(kind: kind, weightDecay: 0.1)
+        opt.apply([(w, g)], lr: 0.01)
+        for i in 0..<2 {
+            let w0 = Float([1, -2][i]), g0 = Float([0.5, -0.25][i])
+            let expected: Float
+            switch kind {
+            case .sgd: expected = w0 - 0.01 * (g0 + 0.1 * w0)
+            case .adagrad: let gi = g0 + 0.1 * w0; expected = w0 - 0.01 * gi / ((gi * gi).squareRoot() + 1e-10)
+            case .adam: let gi = g0 + 0.1 * w0; expected = w0 - 0.01 * gi / (abs(gi) + 1e-8)
+            case .adamw: let wd = w0 - 0.01 * 0.1 * w0; expected = wd - 0.01 * g0 / (abs(g0) + 1e-8)
+            }
+            #expect(abs(w.pointer[i] - expected) < 1e-6, "\(kind) [\(i)] \(w.pointer[i]) vs \(expected)")
+        }
+    }
+
+    static func dataset(_ name: String, rows: Int = 3000) throws -> (ShardDataset, SynthReport) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-train-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        var o = SynthOptions(rows: rows, output: dir, seed: 9)
+        o.tables = Array(repeating: 20, count: 8) + [500]
+        o.shardRows = 1000
+        let r = try Synthesizer.run(o)
+        return (try ShardDataset(directory: dir), r)
+    }
+
+    @Test("checkpoint round trip: identical evaluation; truncated or corrupted files give errors naming the file")
+    func checkpoint() throws {
+        let (ds, _) = try Self.dataset("ckpt")
+        var o = TrainOptions()
+        o.epochs = 1
+        o.threads = 2
+        let (model, opt, _) = try Trainer.trainDLRM(ds, options: o)
+        let path = ds.directory + "/m.ckpt"
+        let header = CheckpointHeader(model: "dlrm", dlrm: model.config, schema: ds.schema, step: opt.step, rowsSeen: 0,
+                                      denseOptimizer: .adam, sparseOptimizer: "rowwise_adagrad", seed: 1)
+        try Checkpoint.save(model, optimizer: opt, header: header, to: path)
+        let pool = ThreadPool(threads: 2)
+        let before = try Trainer.evaluate(model, ds, rows: 0..<3000, batchSize: 256, pool: pool)
+        let (loaded, lopt, lheader) = try Checkpoint.load(path, maxBatch: 256, maxIndicesPerTable: 256 * 8)
+        let after = try Trainer.evaluate(loaded, ds, rows: 0..<3000, batchSize: 256, pool: pool)
+        #expect(before == after)
+        #expect(lheader.schema == ds.schema && lopt.step == opt.step)
+        #expect(loaded.states.map { $0.toArray() } == model.states.map { $0.toArray() })
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        try good.prefix(good.count - 10).write(to: URL(fileURLWithPath: path + ".trunc"))
+        var corrupt = good
+        corrupt[corrupt.count - 100] ^= 0x55
+        try corrupt.write(to: URL(fileURLWithPath: path + ".bad"))
+        for (file, fragment) in [(path + ".trunc", "truncated"), (path + ".bad", "checksum mismatch")] {
+            let r = Result { () throws(CheckpointError) in try Checkpoint.load(file, maxBatch: 8, maxIndicesPerTable: 64) }
+            guard case .failure(let e) = r else { Issue.record("loaded a broken checkpoint"); continue }
+            #expect(e.description.contains(file) && e.description.contains(fragment), "\(e)")
+        }
+    }
+
+    @Test("training is deterministic for a seed and learns (validation AUC above chance)")
+    func deterministicTraining() throws {
+        let (ds, synth) = try Self.dataset("det", rows: 8000)
+        var o = TrainOptions()
+        o.epochs = 4
+        o.threads = 2
+        let a = try Trainer.trainDLRM(ds, options: o), b = try Trainer.trainDLRM(ds, options: o)
+        #expect(a.2.finalLoss == b.2.finalLoss && a.2.validation == b.2.validation)
+        #expect(a.0.tables.map { $0.toArray() } == b.0.tables.map { $0.toArray() })
+        let auc = a.2.validation?.auc ?? 0
+        #expect(auc > 0.6 && auc > synth.plantedAUC - 0.1, "validation AUC \(auc), planted \(synth.plantedAUC)")
+    }
+}

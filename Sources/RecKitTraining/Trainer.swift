@@ -20,11 +20,23 @@ public struct TrainOptions: Sendable {
     public var embeddingDim = 16
     public var bottomHidden = [64, 32]
     public var topHidden = [128, 64]
+    /// Stop when validation AUC has not improved for this many epochs, keeping the best epoch's parameters
+    /// (0 = train all epochs). Needs a validation split.
+    public var earlyStoppingPatience = 1
+    /// Linear learning-rate warm-up over this many steps (dense and sparse), then `lrDecayPerEpoch`.
+    public var warmupSteps = 0
+    /// Multiplies both learning rates after every epoch (1 = constant).
+    public var lrDecayPerEpoch: Float = 1
+    /// Clip the global L2 norm of the dense gradients to this value (nil = no clipping).
+    public var clipNorm: Float?
+    /// L2 coefficient on the embedding rows touched by a batch.
+    public var embeddingL2: Float = 0
 
     public init() {}
 
     /// A recipe from the data size: the DLRM Criteo Kaggle architecture (bottom 512-256-64, top 512-256,
-    /// batch 2048, SGD-like learning rates) from 10M rows up; a smaller network, Adam 1e-3 and batch 256 below.
+    /// batch 2048, one epoch) from 10M rows up; below, a smaller network (bottom 64-32, top 128-64), Adam 1e-3,
+    /// batch 256, and up to 10 epochs under 1M rows with early stopping (3 epochs in between).
     public static func recipe(rows: Int) -> TrainOptions {
         var o = TrainOptions()
         if rows >= 10_000_000 {
@@ -32,8 +44,8 @@ public struct TrainOptions: Sendable {
             o.topHidden = [512, 256]
             o.batchSize = 2048
             o.epochs = 1
-        } else if rows < 20_000 {
-            o.epochs = 10
+        } else if rows < 1_000_000 {
+            o.epochs = 10  // small data: early stopping on the validation split picks the epoch
         }
         return o
     }
@@ -47,9 +59,13 @@ public struct TrainReport: Codable, Sendable {
     public var finalLoss: Double
     public var validation: BinaryMetrics?
     public var checkpoint: String?
+    /// Epochs run, and the epoch (1-based) whose parameters were kept.
+    public var epochs: Int
+    public var bestEpoch: Int
 
     enum CodingKeys: String, CodingKey {
-        case steps, seconds, validation, checkpoint
+        case steps, seconds, validation, checkpoint, epochs
+        case bestEpoch = "best_epoch"
         case rowsTrained = "rows_trained"
         case samplesPerSecond = "samples_per_s"
         case finalLoss = "final_loss"
@@ -76,11 +92,14 @@ public enum Trainer {
         let model = DLRM(config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed)
         let optimizer = DenseOptimizer(kind: o.denseOptimizer)
         let pool = ThreadPool(threads: o.threads)
-        let update = SparseUpdate(optimizer: o.sparseOptimizer, learningRate: o.sparseLearningRate)
         let t0 = Date()
         var steps = 0, seen = 0, lastLoss = Double.nan
         var lastReport = Date.distantPast
+        var best: (auc: Double, epoch: Int, snapshot: [[Float]])? = nil
+        var epochsRun = 0
+        let validating = trainRows < rows
         for epoch in 0..<o.epochs {
+            epochsRun = epoch + 1
             var lo = LoaderOptions(batchSize: o.batchSize)
             lo.shuffleBuffer = o.shuffleBuffer
             lo.seed = o.seed &+ UInt64(epoch)
@@ -94,8 +113,12 @@ public enum Trainer {
                 let dense = schema.denseNames.isEmpty ? [Float](repeating: 0, count: b.size) : b.dense
                 lastLoss = try model.forward(dense: dense, sparse: b.sparse, labels: b.labels, pool: pool)
                 model.zeroGrad()
+                let scale = Self.learningRateScale(step: steps, epoch: epoch, options: o)
+                let update = SparseUpdate(optimizer: o.sparseOptimizer, learningRate: o.sparseLearningRate * scale,
+                                          weightDecay: o.embeddingL2)
                 try model.backward(dense: dense, update: update, pool: pool)
-                optimizer.apply(model.denseParameters, lr: o.learningRate)
+                if let c = o.clipNorm { Self.clip(model.denseParameters, maxNorm: c) }
+                optimizer.apply(model.denseParameters, lr: o.learningRate * scale)
                 steps += 1
                 seen += b.size
                 if let progress, Date().timeIntervalSince(lastReport) > 2 {
@@ -106,12 +129,48 @@ public enum Trainer {
                 }
             }
             if let e = loader.error { throw e }
+            if validating && o.earlyStoppingPatience > 0 {
+                let auc = try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool).auc ?? 0
+                if best == nil || auc > best!.auc {
+                    best = (auc, epoch + 1, Self.snapshot(model))
+                } else if epoch + 1 - best!.epoch >= o.earlyStoppingPatience {
+                    break
+                }
+            }
         }
         let seconds = Date().timeIntervalSince(t0)
-        let validation = trainRows < rows ? try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool) : nil
+        if let best, best.epoch != epochsRun { Self.restore(model, best.snapshot) }
+        let validation = validating ? try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool) : nil
         let report = TrainReport(rowsTrained: seen, steps: steps, seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9),
-                                 finalLoss: lastLoss, validation: validation, checkpoint: nil)
+                                 finalLoss: lastLoss, validation: validation, checkpoint: nil, epochs: epochsRun,
+                                 bestEpoch: best?.epoch ?? epochsRun)
         return (model, optimizer, report)
+    }
+
+    /// Warm-up then per-epoch decay: min(1, (step+1)/warmup) · decay^epoch.
+    static func learningRateScale(step: Int, epoch: Int, options o: TrainOptions) -> Float {
+        let warm: Float = o.warmupSteps > 0 ? min(1, Float(step + 1) / Float(o.warmupSteps)) : 1
+        return warm * Float(pow(Double(o.lrDecayPerEpoch), Double(epoch)))
+    }
+
+    /// Scales all gradients so their global L2 norm is at most `maxNorm`.
+    static func clip(_ params: [(AlignedBuffer<Float>, AlignedBuffer<Float>)], maxNorm: Float) {
+        var sq: Double = 0
+        for (_, g) in params { for i in 0..<g.count { sq += Double(g.pointer[i]) * Double(g.pointer[i]) } }
+        let norm = Float(sq.squareRoot())
+        guard norm > maxNorm, norm > 0 else { return }
+        let s = maxNorm / norm
+        for (_, g) in params { for i in 0..<g.count { g.pointer[i] *= s } }
+    }
+
+    /// Copies of every parameter (dense, tables, sparse-optimizer state) for early stopping.
+    static func snapshot(_ m: DLRM) -> [[Float]] {
+        m.denseParameters.map { $0.0.toArray() } + m.tables.map { $0.toArray() } + m.states.map { $0.toArray() }
+    }
+
+    static func restore(_ m: DLRM, _ s: [[Float]]) {
+        let buffers = m.denseParameters.map(\.0) + m.tables + m.states
+        for (b, v) in zip(buffers, s) { v.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: v.count) } }
     }
 
     /// Metrics of `model` on rows `range` (file order) of `ds`.

@@ -52,6 +52,21 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Seed (same seed, data and threads: identical results).")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "Early stopping: epochs without validation-AUC gain before stopping (0 = off; default 1).")
+    var patience: Int?
+
+    @Option(name: .customLong("warmup-steps"), help: "Linear learning-rate warm-up steps.")
+    var warmupSteps: Int?
+
+    @Option(name: .customLong("lr-decay"), help: "Multiply learning rates by this after each epoch.")
+    var lrDecay: Float?
+
+    @Option(name: .customLong("clip-norm"), help: "Clip the global L2 norm of dense gradients.")
+    var clipNorm: Float?
+
+    @Option(name: .customLong("embedding-l2"), help: "L2 coefficient on the embedding rows a batch touches.")
+    var embeddingL2: Float?
+
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -77,6 +92,11 @@ struct TrainCommand: ParsableCommand {
         if let validation { o.validationFraction = min(max(validation, 0), 0.9) }
         o.seed = seed
         o.threads = common.resolvedThreads
+        if let patience { o.earlyStoppingPatience = max(0, patience) }
+        if let warmupSteps { o.warmupSteps = max(0, warmupSteps) }
+        if let lrDecay { o.lrDecayPerEpoch = lrDecay }
+        o.clipNorm = clipNorm
+        if let embeddingL2 { o.embeddingL2 = embeddingL2 }
         let (m, opt, r) = try Trainer.trainDLRM(ds, options: o) { p in
             log.info("epoch \(p.epoch + 1) step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
         }

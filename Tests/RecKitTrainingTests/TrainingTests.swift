@@ -93,3 +93,37 @@ struct TrainingTests {
         #expect(auc > 0.6 && auc > synth.plantedAUC - 0.1, "validation AUC \(auc), planted \(synth.plantedAUC)")
     }
 }
+
+@Suite("Training schedule, clipping, early stopping")
+struct TrainingScheduleTests {
+    @Test("gradient clipping scales to the max norm; warm-up and decay scale the learning rate")
+    func clipAndSchedule() {
+        let g = AlignedBuffer<Float>([3, 4]), w = AlignedBuffer<Float>(count: 2)
+        Trainer.clip([(w, g)], maxNorm: 1)
+        #expect(abs(g.pointer[0] - 0.6) < 1e-6 && abs(g.pointer[1] - 0.8) < 1e-6)
+        Trainer.clip([(w, g)], maxNorm: 10)
+        #expect(abs(g.pointer[0] - 0.6) < 1e-6, "below the max: unchanged")
+        var o = TrainOptions()
+        o.warmupSteps = 4
+        o.lrDecayPerEpoch = 0.5
+        #expect(Trainer.learningRateScale(step: 0, epoch: 0, options: o) == 0.25)
+        #expect(Trainer.learningRateScale(step: 10, epoch: 0, options: o) == 1)
+        #expect(Trainer.learningRateScale(step: 10, epoch: 2, options: o) == 0.25)
+    }
+
+    @Test("early stopping keeps the best epoch: same metrics as training exactly that many epochs")
+    func earlyStopping() throws {
+        let (ds, _) = try TrainingTests.dataset("early", rows: 4000)
+        var o = TrainOptions()
+        o.epochs = 12
+        o.threads = 2
+        o.earlyStoppingPatience = 1
+        let stopped = try Trainer.trainDLRM(ds, options: o).2
+        #expect(stopped.bestEpoch <= stopped.epochs && stopped.epochs <= 12)
+        var exact = o
+        exact.epochs = stopped.bestEpoch
+        exact.earlyStoppingPatience = 0
+        let fixed = try Trainer.trainDLRM(ds, options: exact).2
+        #expect(fixed.validation == stopped.validation)
+    }
+}

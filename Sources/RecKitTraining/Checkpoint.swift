@@ -42,7 +42,10 @@ public enum Checkpoint {
     static let magic = Array("RKCKPT01".utf8)
     static let version: UInt32 = 1
 
-    public static func save(_ model: DLRM, optimizer: DenseOptimizer, header: CheckpointHeader, to path: String) throws(CheckpointError) {
+    /// - Parameter vocabularies: the dataset's categorical vocabularies (vocabulary mode), so raw rows can be
+    ///   mapped exactly as in training; empty for hashed or identity ids.
+    public static func save(_ model: DLRM, optimizer: DenseOptimizer, header: CheckpointHeader, vocabularies: [[UInt64]] = [],
+                            to path: String) throws(CheckpointError) {
         var tensors: [(String, UnsafeBufferPointer<Float>)] = []
         for (i, (p, _)) in model.denseParameters.enumerated() { tensors.append(("dense.\(i)", UnsafeBufferPointer(p.buffer))) }
         for (i, t) in model.tables.enumerated() { tensors.append(("table.\(i)", UnsafeBufferPointer(t.buffer))) }
@@ -72,6 +75,25 @@ public enum Checkpoint {
                     try sink.write(h)
                     if raw.count > 0 { try sink.write(raw) }
                 }
+                // Vocabulary section: count u32, then per feature: key count u64, keys (u64), CRC-32C u32.
+                var v = Data()
+                withUnsafeBytes(of: UInt32(vocabularies.count).littleEndian) { v.append(contentsOf: $0) }
+                try sink.write(v)
+                for keys in vocabularies {
+                    var h = Data()
+                    withUnsafeBytes(of: UInt64(keys.count).littleEndian) { h.append(contentsOf: $0) }
+                    try sink.write(h)
+                    let failure: DataError? = keys.withUnsafeBytes { raw in
+                        do throws(DataError) {
+                            if raw.count > 0 { try sink.write(raw) }
+                            var c = Data()
+                            withUnsafeBytes(of: reckit_crc32c(0, raw.baseAddress, raw.count).littleEndian) { c.append(contentsOf: $0) }
+                            try sink.write(c)
+                            return nil
+                        } catch { return error }
+                    }
+                    if let failure { throw failure }
+                }
             }
         } catch {
             throw .io(path: path, reason: error.description)
@@ -81,6 +103,13 @@ public enum Checkpoint {
     /// Loads a checkpoint into a new model and optimizer.
     public static func load(_ path: String, maxBatch: Int, maxIndicesPerTable: Int) throws(CheckpointError)
         -> (DLRM, DenseOptimizer, CheckpointHeader) {
+        let (m, o, h, _) = try loadWithVocabularies(path, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable)
+        return (m, o, h)
+    }
+
+    /// Loads a checkpoint and the vocabularies it carries.
+    public static func loadWithVocabularies(_ path: String, maxBatch: Int, maxIndicesPerTable: Int) throws(CheckpointError)
+        -> (DLRM, DenseOptimizer, CheckpointHeader, [[UInt64]]) {
         guard let data = FileManager.default.contents(atPath: path) else { throw .io(path: path, reason: "cannot read") }
         var off = 0
         func take(_ n: Int) throws(CheckpointError) -> Data {
@@ -113,6 +142,18 @@ public enum Checkpoint {
             }
             tensors[name] = payload.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
+        var vocabularies: [[UInt64]] = []
+        let vocabCount = Int(try u32())
+        for f in 0..<vocabCount {
+            let n = Int(try u64())
+            let payload = try take(n * 8)
+            let crc = try u32()
+            guard payload.withUnsafeBytes({ reckit_crc32c(0, $0.baseAddress, $0.count) }) == crc else {
+                throw .invalid(path: path, reason: "checksum mismatch in vocabulary \(f)")
+            }
+            vocabularies.append(payload.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) })
+        }
+        guard off == data.count else { throw .invalid(path: path, reason: "\(data.count - off) unexpected trailing bytes") }
         let model = DLRM(config: header.dlrm, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: header.seed)
         func fill(_ b: AlignedBuffer<Float>, _ name: String) throws(CheckpointError) {
             guard let t = tensors[name] else { throw .invalid(path: path, reason: "missing tensor \(name)") }
@@ -127,7 +168,7 @@ public enum Checkpoint {
         let firsts = tensors.keys.filter { $0.hasPrefix("opt.first.") }.count
         optimizer.restore(step: header.step, first: (0..<firsts).map { tensors["opt.first.\($0)"] ?? [] },
                           second: (0..<firsts).map { tensors["opt.second.\($0)"] ?? [] })
-        return (model, optimizer, header)
+        return (model, optimizer, header, vocabularies)
     }
 }
 

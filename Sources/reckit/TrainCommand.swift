@@ -22,7 +22,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Shard dataset directory (from `reckit data convert` or `reckit data synth`).")
     var data: String
 
-    @Option(name: .long, help: "Raw input format (raw files are not accepted by this build: convert them first).")
+    @Option(name: .long, help: "Raw input format (train reads shards in this build: convert raw files first).")
     var format: InputFormat?
 
     @Option(name: .long, help: "Checkpoint to write.")
@@ -76,8 +76,8 @@ struct TrainCommand: ParsableCommand {
         guard model == .dlrm else {
             throw ValidationError("model '\(model.rawValue)' is not available in this build; available: dlrm")
         }
-        if format != nil {
-            throw ValidationError("--data must be a shard dataset in this build; convert raw files first with `reckit data convert --format \(format!.rawValue)`")
+        if let format {
+            throw ValidationError("`reckit train` reads shard datasets in this build: convert first with `reckit data convert --format \(format.rawValue)`")
         }
         let run = try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: common.resolvedThreads)
         let ds: ShardDataset
@@ -103,7 +103,15 @@ struct TrainCommand: ParsableCommand {
         var report = r
         let header = CheckpointHeader(model: "dlrm", dlrm: m.config, schema: ds.schema, step: opt.step, rowsSeen: r.rowsTrained,
                                       denseOptimizer: o.denseOptimizer, sparseOptimizer: o.sparseOptimizer.rawValue, seed: seed)
-        do throws(CheckpointError) { try Checkpoint.save(m, optimizer: opt, header: header, to: output) } catch {
+        var vocabularies: [[UInt64]] = []
+        if case .vocabulary = ds.schema.preprocessing.categorical {
+            do throws(DataError) { vocabularies = try CategoricalEncoder.readVocabulary(from: data) } catch {
+                throw CLIError(message: error.description, code: 66)
+            }
+        }
+        do throws(CheckpointError) {
+            try Checkpoint.save(m, optimizer: opt, header: header, vocabularies: vocabularies, to: output)
+        } catch {
             throw CLIError(message: error.description, code: 73)
         }
         report.checkpoint = output
@@ -118,36 +126,128 @@ struct TrainCommand: ParsableCommand {
 }
 
 struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate a checkpoint on a shard dataset.")
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Evaluate a checkpoint on labelled data.")
 
     @Option(name: .long, help: "Checkpoint from `reckit train`.")
     var model: String
 
-    @Option(name: .long, help: "Shard dataset directory.")
-    var data: String
+    @Option(name: .long, parsing: .upToNextOption, help: "A shard dataset directory, or raw files with --format.")
+    var data: [String]
 
-    @Option(name: .long, help: "Raw input format (not accepted by this build: convert first).")
+    @Option(name: .long, help: "Raw input format; rows get the checkpoint's preprocessing.")
     var format: InputFormat?
 
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
     func run() throws {
-        if format != nil { throw ValidationError("--data must be a shard dataset in this build; convert raw files first") }
         let run = try CarbonRun(command: "eval", model: "dlrm", options: carbon, threads: common.resolvedThreads)
-        let ds: ShardDataset
-        do throws(DataError) { ds = try ShardDataset(directory: data) } catch { throw CLIError(message: error.description, code: 66) }
-        let loaded: (RecKitModels.DLRM, DenseOptimizer, CheckpointHeader)
-        do throws(CheckpointError) { loaded = try Checkpoint.load(model, maxBatch: 1024, maxIndicesPerTable: 1024 * 64) } catch {
-            throw CLIError(message: error.description, code: 65)
-        }
-        guard loaded.0.config.tableSizes == ds.schema.sparse.map(\.cardinality) else {
-            throw CLIError(message: "\(data) does not match the checkpoint's tables (was it converted with the same options?)", code: 65)
-        }
-        let metrics = try Trainer.evaluate(loaded.0, ds, rows: 0..<ds.manifest.rows, batchSize: 1024, pool: ThreadPool(threads: common.resolvedThreads))
+        let loaded = try ModelInput.load(model)
+        let (ds, temporary) = try ModelInput.dataset(data, format: format, checkpoint: loaded)
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        guard ds.schema.hasLabel else { throw CLIError(message: "\(data.joined(separator: " ")) has no labels to evaluate against (use `reckit predict`)", code: 65) }
+        let metrics = try Trainer.evaluate(loaded.model, ds, rows: 0..<ds.manifest.rows, batchSize: ModelInput.batch,
+                                           pool: ThreadPool(threads: common.resolvedThreads))
         run.finish(samples: metrics.rows)
         if common.json { try printJSON(metrics); return }
         print(String(format: "AUC %.4f, logloss %.4f, NE %.4f, calibration %.3f, accuracy %.4f on %d rows",
                      metrics.auc ?? .nan, metrics.logloss, metrics.ne ?? .nan, metrics.calibration ?? .nan, metrics.accuracy, metrics.rows))
+    }
+}
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Score rows with a checkpoint: one probability per input row, in input order.")
+
+    @Option(name: .long, help: "Checkpoint from `reckit train`.")
+    var model: String
+
+    @Option(name: .long, parsing: .upToNextOption, help: "A shard dataset directory, or raw files with --format.")
+    var data: [String]
+
+    @Option(name: .long, help: "Raw input format; rows get the checkpoint's preprocessing (every row must parse).")
+    var format: InputFormat?
+
+    @Option(name: .long, help: "Output file: one score per line.")
+    var output: String
+
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var carbon: CarbonOptions
+
+    func run() throws {
+        let run = try CarbonRun(command: "predict", model: "dlrm", options: carbon, threads: common.resolvedThreads)
+        let loaded = try ModelInput.load(model)
+        let (ds, temporary) = try ModelInput.dataset(data, format: format, checkpoint: loaded)
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        let pool = ThreadPool(threads: common.resolvedThreads)
+        let loader = try BatchLoader(dataset: ds, options: LoaderOptions(batchSize: ModelInput.batch))
+        var text = ""
+        var rows = 0
+        let dc = ds.schema.denseNames.count
+        while let b = loader.next() {
+            let dense = dc == 0 ? [Float](repeating: 0, count: b.size) : b.dense
+            _ = try loaded.model.forward(dense: dense, sparse: b.sparse, labels: [Float](repeating: 0, count: b.size), pool: pool)
+            for z in loaded.model.lastLogits { text += String(format: "%.6f\n", 1 / (1 + exp(-Double(z)))) }
+            rows += b.size
+        }
+        if let e = loader.error { throw CLIError(message: e.description, code: 65) }
+        do throws(DataError) { try AtomicFile.write(Data(text.utf8), to: output) } catch { throw CLIError(message: error.description, code: 73) }
+        run.finish(samples: rows)
+        print("wrote \(rows) scores to \(output)")
+    }
+}
+
+/// Loading a checkpoint and turning the --data argument into shards with the checkpoint's preprocessing.
+enum ModelInput {
+    static let batch = 1024
+
+    struct Loaded {
+        var model: RecKitModels.DLRM
+        var header: CheckpointHeader
+        var vocabularies: [[UInt64]]
+    }
+
+    static func load(_ path: String) throws -> Loaded {
+        do throws(CheckpointError) {
+            let (m, _, h, v) = try Checkpoint.loadWithVocabularies(path, maxBatch: batch, maxIndicesPerTable: batch * 64)
+            return Loaded(model: m, header: h, vocabularies: v)
+        } catch {
+            throw CLIError(message: error.description, code: 65)
+        }
+    }
+
+    /// A shard dataset for `data`: the directory itself, or raw files converted (in a temp directory) with the
+    /// checkpoint's categorical mapping and `fail` on any malformed row, so scores stay aligned with input rows.
+    static func dataset(_ data: [String], format: InputFormat?, checkpoint: Loaded) throws -> (ShardDataset, temporary: String?) {
+        guard let schema = checkpoint.header.schema else { throw CLIError(message: "checkpoint has no data schema", code: 65) }
+        let dir: String
+        if let format {
+            let encoder: CategoricalEncoder
+            switch schema.preprocessing.categorical {
+            case .hash(let m): encoder = CategoricalEncoder(mode: .hash(modulo: m), featureCount: schema.sparse.count)
+            case .vocabulary(let k, _):
+                guard checkpoint.vocabularies.count == schema.sparse.count else {
+                    throw CLIError(message: "checkpoint lacks the vocabularies needed for raw \(format.rawValue) rows", code: 65)
+                }
+                encoder = CategoricalEncoder(minCount: k, vocabularies: checkpoint.vocabularies)
+            case .identity:
+                throw CLIError(message: "the model was trained on synthetic ids; raw files cannot be mapped to them", code: 65)
+            }
+            dir = NSTemporaryDirectory() + "reckit-input-\(getpid())"
+            try? FileManager.default.removeItem(atPath: dir)
+            var o = ConvertOptions(format: format, inputs: data, output: dir)
+            o.onError = .fail
+            o.fixedEncoder = encoder
+            do throws(DataError) { _ = try Converter.run(o) } catch { throw CLIError(message: error.description, code: 65) }
+        } else {
+            guard data.count == 1 else { throw ValidationError("--data takes one shard directory (or raw files with --format)") }
+            dir = data[0]
+        }
+        let ds: ShardDataset
+        do throws(DataError) { ds = try ShardDataset(directory: dir) } catch { throw CLIError(message: error.description, code: 66) }
+        guard checkpoint.model.config.tableSizes == ds.schema.sparse.map(\.cardinality) else {
+            throw CLIError(message: "\(data.joined(separator: " ")) does not match the checkpoint's tables (converted with other options?)", code: 65)
+        }
+        return (ds, format == nil ? nil : dir)
     }
 }

@@ -164,3 +164,34 @@ struct TrainCLIContractTests {
         #expect(bad.status == 65 && bad.err.contains("bad.ckpt"))
     }
 }
+
+@Suite("reckit predict / eval on raw files")
+struct PredictCLIContractTests {
+    @Test("raw Criteo rows get the checkpoint's vocabulary: eval --format and predict give one score per row")
+    func rawRows() throws {
+        let dir = DataCLIContractTests.tmp("predict")
+        let env = ["RECKIT_LEDGER_DIR": dir + "/ledger"]
+        var rng = SystemRandomNumberGenerator()
+        func line(_ label: Bool) -> String {
+            let ints = (0..<13).map { _ in String(Int.random(in: 0..<20, using: &rng)) }
+            let cats = (0..<26).map { _ in String(format: "%08x", Int.random(in: 0..<8, using: &rng)) }
+            return (label ? [String(Int.random(in: 0...1, using: &rng))] : []) .joined() + (label ? "\t" : "") + (ints + cats).joined(separator: "\t")
+        }
+        try ((0..<400).map { _ in line(true) }.joined(separator: "\n") + "\n").write(toFile: dir + "/train.txt", atomically: true, encoding: .utf8)
+        try ((0..<37).map { _ in line(false) }.joined(separator: "\n") + "\n").write(toFile: dir + "/test.txt", atomically: true, encoding: .utf8)
+        _ = try CLIContractTests.run(["data", "convert", "--format", "criteo", "--input", dir + "/train.txt", "--output", dir + "/d"], env: env)
+        let t = try CLIContractTests.run(["train", "--model", "dlrm", "--data", dir + "/d", "--output", dir + "/m.ckpt", "--epochs", "1"], env: env)
+        #expect(t.status == 0, "\(t.err)")
+        let e = try CLIContractTests.run(["eval", "--model", dir + "/m.ckpt", "--data", dir + "/train.txt", "--format", "criteo", "--json"], env: env)
+        #expect(e.status == 0, "\(e.err)")
+        let p = try CLIContractTests.run(["predict", "--model", dir + "/m.ckpt", "--data", dir + "/test.txt", "--format", "criteo",
+                                         "--output", dir + "/scores.txt"], env: env)
+        #expect(p.status == 0, "\(p.err)")
+        let scores = try String(contentsOfFile: dir + "/scores.txt", encoding: .utf8).split(separator: "\n")
+        #expect(scores.count == 37 && scores.allSatisfy { Double($0).map { $0 > 0 && $0 < 1 } ?? false })
+        try "1\tbad\n".write(toFile: dir + "/bad.txt", atomically: true, encoding: .utf8)
+        let bad = try CLIContractTests.run(["predict", "--model", dir + "/m.ckpt", "--data", dir + "/bad.txt", "--format", "criteo",
+                                           "--output", dir + "/x.txt"], env: env)
+        #expect(bad.status == 65 && bad.err.contains("bad.txt:1"))
+    }
+}

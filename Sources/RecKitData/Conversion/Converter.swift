@@ -12,6 +12,9 @@ public struct ConvertOptions: Sendable {
     public var minCount: Int?
     public var shardRows = 1 << 19
     public var maxLineBytes = 1 << 20
+    /// Map categoricals with this encoder (a trained model's vocabulary or hashing) instead of building one:
+    /// how prediction and evaluation transform raw rows exactly as training did.
+    public var fixedEncoder: CategoricalEncoder?
 
     public init(format: InputFormat, inputs: [String], output: String) {
         self.format = format; self.inputs = inputs; self.output = output
@@ -68,14 +71,17 @@ public enum Converter {
         var format = try makeFormat(o)
         try primeHeader(&format, o)
         let categoricalCount = format.categoricalNames.count + (format.multiHotName == nil ? 0 : 1)
-        let mode: CategoricalEncoder.Mode = o.maxIndRange.map { .hash(modulo: $0) } ?? .vocabulary(minCount: o.minCount ?? 1)
-        let encoder = CategoricalEncoder(mode: mode, featureCount: categoricalCount)
+        let mode: CategoricalEncoder.Mode = o.fixedEncoder?.mode ?? o.maxIndRange.map { .hash(modulo: $0) } ?? .vocabulary(minCount: o.minCount ?? 1)
+        let encoder = o.fixedEncoder ?? CategoricalEncoder(mode: mode, featureCount: categoricalCount)
+        guard encoder.featureCount == categoricalCount else {
+            throw .invalidOptions("the model expects \(encoder.featureCount) categorical features, \(o.format.rawValue) rows have \(categoricalCount)")
+        }
         var issues = IssueLog(policy: o.onError)
 
         let multiFeature = format.multiHotName == nil ? nil : categoricalCount - 1
         let shape = RowShape(hasLabel: format.hasLabel, denseCount: format.denseNames.count,
                              categoricalCount: categoricalCount, multiFeature: multiFeature, hasTimestamps: format.hasTimestamps)
-        if case .vocabulary = mode {
+        if case .vocabulary = mode, o.fixedEncoder == nil {
             try scanBlocks(o, &format, pass: 1, shape: shape, encoder: nil, totalBytes: totalBytes, t0: t0,
                            progress: progress, issues: nil) { block in
                 for f in 0..<categoricalCount { encoder.merge(f, keys: block.firstSeen[f], counts: block.counts[f]) }
@@ -116,7 +122,7 @@ public enum Converter {
             throw .emptyInput(path: o.inputs.joined(separator: ", "),
                               reason: "no valid rows (\(issues.skipped) malformed)\(issues.first.map { "; first: \($0)" } ?? "")")
         }
-        if case .vocabulary = mode { try encoder.writeVocabulary(to: o.output) }
+        if case .vocabulary = mode, o.fixedEncoder == nil { try encoder.writeVocabulary(to: o.output) }
         try Manifest(schema: schema, shards: shards).write(to: o.output)
         let seconds = Date().timeIntervalSince(t0)
         return ConvertReport(rows: rows, skipped: issues.skipped, bytesIn: totalBytes, seconds: seconds,

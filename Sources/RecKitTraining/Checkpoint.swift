@@ -27,11 +27,14 @@ public struct CheckpointHeader: Codable, Sendable {
     public var denseOptimizer: DenseOptimizerKind
     public var sparseOptimizer: String
     public var seed: UInt64
+    /// Where training stood (for `--resume`).
+    public var position: TrainPosition?
 
     public init(model: String, dlrm: DLRMConfig, schema: DatasetSchema?, step: Int, rowsSeen: Int,
-                denseOptimizer: DenseOptimizerKind, sparseOptimizer: String, seed: UInt64) {
+                denseOptimizer: DenseOptimizerKind, sparseOptimizer: String, seed: UInt64, position: TrainPosition? = nil) {
         self.model = model; self.dlrm = dlrm; self.schema = schema; self.step = step; self.rowsSeen = rowsSeen
         self.denseOptimizer = denseOptimizer; self.sparseOptimizer = sparseOptimizer; self.seed = seed
+        self.position = position
     }
 }
 

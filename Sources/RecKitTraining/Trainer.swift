@@ -31,6 +31,8 @@ public struct TrainOptions: Sendable {
     public var clipNorm: Float?
     /// L2 coefficient on the embedding rows touched by a batch.
     public var embeddingL2: Float = 0
+    /// Stop after this many optimizer steps in total (nil = run the epochs).
+    public var maxSteps: Int?
 
     public init() {}
 
@@ -51,6 +53,16 @@ public struct TrainOptions: Sendable {
     }
 }
 
+/// Where training stands: saved in checkpoints so `--resume` continues the same trajectory.
+public struct TrainPosition: Codable, Sendable, Equatable {
+    /// Optimizer steps taken.
+    public var step = 0
+    /// Current epoch (0-based) and rows of it already trained on (a multiple of the batch size).
+    public var epoch = 0
+    public var rowInEpoch = 0
+    public init() {}
+}
+
 public struct TrainReport: Codable, Sendable {
     public var rowsTrained: Int
     public var steps: Int
@@ -62,9 +74,10 @@ public struct TrainReport: Codable, Sendable {
     /// Epochs run, and the epoch (1-based) whose parameters were kept.
     public var epochs: Int
     public var bestEpoch: Int
+    public var position: TrainPosition
 
     enum CodingKeys: String, CodingKey {
-        case steps, seconds, validation, checkpoint, epochs
+        case steps, seconds, validation, checkpoint, epochs, position
         case bestEpoch = "best_epoch"
         case rowsTrained = "rows_trained"
         case samplesPerSecond = "samples_per_s"
@@ -80,7 +93,12 @@ public struct TrainProgress: Sendable {
 
 public enum Trainer {
     /// Trains DLRM on the first (1 − validationFraction) of the rows in file order, evaluates on the rest.
+    ///
+    /// With `resume` (a model, its optimizer and position from a checkpoint) training continues exactly where it
+    /// stopped: same batches, same learning-rate schedule, bit-identical results to an uninterrupted run
+    /// (early stopping's best-epoch snapshot is not checkpointed; use patience 0 for exact resumption across epochs).
     public static func trainDLRM(_ ds: ShardDataset, options o: TrainOptions,
+                                 resume: (DLRM, DenseOptimizer, TrainPosition)? = nil,
                                  progress: ((TrainProgress) -> Void)? = nil) throws -> (DLRM, DenseOptimizer, TrainReport) {
         let schema = ds.schema
         guard schema.hasLabel else { throw DataError.invalidOptions("training needs labels; \(ds.directory) has none") }
@@ -89,26 +107,34 @@ public enum Trainer {
         let config = DLRMConfig(denseCount: max(schema.denseNames.count, 1), tableSizes: schema.sparse.map(\.cardinality),
                                 embeddingDim: o.embeddingDim, bottomHidden: o.bottomHidden, topHidden: o.topHidden)
         let maxIndices = o.batchSize * 64
-        let model = DLRM(config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed)
-        let optimizer = DenseOptimizer(kind: o.denseOptimizer)
+        let model = resume?.0 ?? DLRM(config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed)
+        let optimizer = resume?.1 ?? DenseOptimizer(kind: o.denseOptimizer)
+        if let r = resume?.0, r.config != config || r.maxBatch < o.batchSize {
+            throw DataError.invalidOptions("the checkpoint's model does not match this dataset and batch size")
+        }
+        var position = resume?.2 ?? TrainPosition()
         let pool = ThreadPool(threads: o.threads)
         let t0 = Date()
-        var steps = 0, seen = 0, lastLoss = Double.nan
+        var steps = position.step, seen = 0, lastLoss = Double.nan
         var lastReport = Date.distantPast
         var best: (auc: Double, epoch: Int, snapshot: [[Float]])? = nil
         var epochsRun = 0
         let validating = trainRows < rows
-        for epoch in 0..<o.epochs {
+        var stoppedEarly = false
+        for epoch in position.epoch..<max(position.epoch, o.epochs) {
             epochsRun = epoch + 1
+            let skipRows = epoch == position.epoch ? position.rowInEpoch : 0
             var lo = LoaderOptions(batchSize: o.batchSize)
             lo.shuffleBuffer = o.shuffleBuffer
             lo.seed = o.seed &+ UInt64(epoch)
             let loader = try BatchLoader(dataset: ds, options: lo)
             var row = 0
             while let batch = loader.next() {
+                if let m = o.maxSteps, steps >= m { stoppedEarly = true; break }
                 let take = min(batch.size, trainRows - row)
                 row += batch.size
                 if take <= 0 { break }
+                if row <= skipRows { continue }  // resumed: these batches were trained on before the checkpoint
                 let b = take == batch.size ? batch : Self.prefix(batch, take, denseCount: schema.denseNames.count)
                 let dense = schema.denseNames.isEmpty ? [Float](repeating: 0, count: b.size) : b.dense
                 lastLoss = try model.forward(dense: dense, sparse: b.sparse, labels: b.labels, pool: pool)
@@ -121,6 +147,10 @@ public enum Trainer {
                 optimizer.apply(model.denseParameters, lr: o.learningRate * scale)
                 steps += 1
                 seen += b.size
+                position = TrainPosition()
+                position.step = steps
+                position.epoch = epoch
+                position.rowInEpoch = row
                 if let progress, Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()
                     let el = Date().timeIntervalSince(t0)
@@ -129,6 +159,9 @@ public enum Trainer {
                 }
             }
             if let e = loader.error { throw e }
+            if stoppedEarly { break }
+            position.epoch = epoch + 1
+            position.rowInEpoch = 0
             if validating && o.earlyStoppingPatience > 0 {
                 let auc = try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool).auc ?? 0
                 if best == nil || auc > best!.auc {
@@ -143,7 +176,7 @@ public enum Trainer {
         let validation = validating ? try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool) : nil
         let report = TrainReport(rowsTrained: seen, steps: steps, seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9),
                                  finalLoss: lastLoss, validation: validation, checkpoint: nil, epochs: epochsRun,
-                                 bestEpoch: best?.epoch ?? epochsRun)
+                                 bestEpoch: best?.epoch ?? epochsRun, position: position)
         return (model, optimizer, report)
     }
 

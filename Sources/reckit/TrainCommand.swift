@@ -67,6 +67,12 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("embedding-l2"), help: "L2 coefficient on the embedding rows a batch touches.")
     var embeddingL2: Float?
 
+    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps in total (then --resume later).")
+    var maxSteps: Int?
+
+    @Option(name: .long, help: "Continue from this checkpoint, on the same trajectory (same data and options).")
+    var resume: String?
+
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -97,12 +103,24 @@ struct TrainCommand: ParsableCommand {
         if let lrDecay { o.lrDecayPerEpoch = lrDecay }
         o.clipNorm = clipNorm
         if let embeddingL2 { o.embeddingL2 = embeddingL2 }
-        let (m, opt, r) = try Trainer.trainDLRM(ds, options: o) { p in
+        o.maxSteps = maxSteps
+        var resumeState: (RecKitModels.DLRM, DenseOptimizer, TrainPosition)?
+        if let resume {
+            do throws(CheckpointError) {
+                let (rm, ro, rh) = try Checkpoint.load(resume, maxBatch: o.batchSize, maxIndicesPerTable: o.batchSize * 64)
+                guard let pos = rh.position else { throw CheckpointError.invalid(path: resume, reason: "no training position saved") }
+                resumeState = (rm, ro, pos)
+            } catch {
+                throw CLIError(message: error.description, code: 65)
+            }
+        }
+        let (m, opt, r) = try Trainer.trainDLRM(ds, options: o, resume: resumeState) { p in
             log.info("epoch \(p.epoch + 1) step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
         }
         var report = r
         let header = CheckpointHeader(model: "dlrm", dlrm: m.config, schema: ds.schema, step: opt.step, rowsSeen: r.rowsTrained,
-                                      denseOptimizer: o.denseOptimizer, sparseOptimizer: o.sparseOptimizer.rawValue, seed: seed)
+                                      denseOptimizer: o.denseOptimizer, sparseOptimizer: o.sparseOptimizer.rawValue, seed: seed,
+                                      position: r.position)
         var vocabularies: [[UInt64]] = []
         if case .vocabulary = ds.schema.preprocessing.categorical {
             do throws(DataError) { vocabularies = try CategoricalEncoder.readVocabulary(from: data) } catch {

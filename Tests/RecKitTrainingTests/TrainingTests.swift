@@ -127,3 +127,35 @@ struct TrainingScheduleTests {
         #expect(fixed.validation == stopped.validation)
     }
 }
+
+@Suite("Checkpoint and resume")
+struct ResumeTests {
+    @Test("N steps straight equal k steps + checkpoint + resume + N−k steps, bit for bit", arguments: [7, 23])
+    func resumeIsExact(k: Int) throws {
+        let (ds, _) = try TrainingTests.dataset("resume-\(k)", rows: 3000)
+        var o = TrainOptions()
+        o.epochs = 3
+        o.batchSize = 128
+        o.threads = 2
+        o.earlyStoppingPatience = 0
+        o.warmupSteps = 10
+        o.maxSteps = 40
+        let straight = try Trainer.trainDLRM(ds, options: o)
+        var first = o
+        first.maxSteps = k
+        let part = try Trainer.trainDLRM(ds, options: first)
+        let path = ds.directory + "/k.ckpt"
+        try Checkpoint.save(part.0, optimizer: part.1, header: CheckpointHeader(
+            model: "dlrm", dlrm: part.0.config, schema: ds.schema, step: part.1.step, rowsSeen: 0, denseOptimizer: o.denseOptimizer,
+            sparseOptimizer: o.sparseOptimizer.rawValue, seed: o.seed, position: part.2.position), to: path)
+        let (m, opt, h) = try Checkpoint.load(path, maxBatch: o.batchSize, maxIndicesPerTable: o.batchSize * 64)
+        let resumed = try Trainer.trainDLRM(ds, options: o, resume: (m, opt, try #require(h.position)))
+        func state(_ r: (RecKitModels.DLRM, DenseOptimizer, TrainReport)) -> [[Float]] {
+            r.0.denseParameters.map { $0.0.toArray() } + r.0.tables.map { $0.toArray() } + r.0.states.map { $0.toArray() }
+                + r.1.first.map { $0.toArray() } + r.1.second.map { $0.toArray() }
+        }
+        #expect(straight.2.position == resumed.2.position && straight.2.position.step == 40)
+        #expect(state(straight) == state(resumed))
+        #expect(straight.2.finalLoss == resumed.2.finalLoss)
+    }
+}

@@ -47,7 +47,7 @@ public enum Checkpoint {
 
     /// - Parameter vocabularies: the dataset's categorical vocabularies (vocabulary mode), so raw rows can be
     ///   mapped exactly as in training; empty for hashed or identity ids.
-    public static func save(_ model: DLRM, optimizer: DenseOptimizer, header: CheckpointHeader, vocabularies: [[UInt64]] = [],
+    public static func save(_ model: any CTRModel, optimizer: DenseOptimizer, header: CheckpointHeader, vocabularies: [[UInt64]] = [],
                             to path: String) throws(CheckpointError) {
         var tensors: [(String, UnsafeBufferPointer<Float>)] = []
         for (i, (p, _)) in model.denseParameters.enumerated() { tensors.append(("dense.\(i)", UnsafeBufferPointer(p.buffer))) }
@@ -105,14 +105,14 @@ public enum Checkpoint {
 
     /// Loads a checkpoint into a new model and optimizer.
     public static func load(_ path: String, maxBatch: Int, maxIndicesPerTable: Int) throws(CheckpointError)
-        -> (DLRM, DenseOptimizer, CheckpointHeader) {
+        -> (any CTRModel, DenseOptimizer, CheckpointHeader) {
         let (m, o, h, _) = try loadWithVocabularies(path, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable)
         return (m, o, h)
     }
 
     /// Loads a checkpoint and the vocabularies it carries.
     public static func loadWithVocabularies(_ path: String, maxBatch: Int, maxIndicesPerTable: Int) throws(CheckpointError)
-        -> (DLRM, DenseOptimizer, CheckpointHeader, [[UInt64]]) {
+        -> (any CTRModel, DenseOptimizer, CheckpointHeader, [[UInt64]]) {
         guard let data = FileManager.default.contents(atPath: path) else { throw .io(path: path, reason: "cannot read") }
         var off = 0
         func take(_ n: Int) throws(CheckpointError) -> Data {
@@ -157,7 +157,10 @@ public enum Checkpoint {
             vocabularies.append(payload.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) })
         }
         guard off == data.count else { throw .invalid(path: path, reason: "\(data.count - off) unexpected trailing bytes") }
-        let model = DLRM(config: header.dlrm, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: header.seed)
+        guard let model = makeCTRModel(kind: header.model, config: header.dlrm, maxBatch: maxBatch,
+                                       maxIndicesPerTable: maxIndicesPerTable, seed: header.seed) else {
+            throw .invalid(path: path, reason: "unknown model kind '\(header.model)'")
+        }
         func fill(_ b: AlignedBuffer<Float>, _ name: String) throws(CheckpointError) {
             guard let t = tensors[name] else { throw .invalid(path: path, reason: "missing tensor \(name)") }
             guard t.count == b.count else { throw .invalid(path: path, reason: "tensor \(name) has \(t.count) values, model needs \(b.count)") }

@@ -100,6 +100,14 @@ public enum Trainer {
     public static func trainDLRM(_ ds: ShardDataset, options o: TrainOptions,
                                  resume: (DLRM, DenseOptimizer, TrainPosition)? = nil,
                                  progress: ((TrainProgress) -> Void)? = nil) throws -> (DLRM, DenseOptimizer, TrainReport) {
+        let (m, opt, r) = try train(kind: "dlrm", ds, options: o, resume: resume.map { ($0.0 as any CTRModel, $0.1, $0.2) }, progress: progress)
+        return (m as! DLRM, opt, r)  // allowed: train(kind: "dlrm") always builds a DLRM
+    }
+
+    /// Trains a model of `kind` ("lr", "fm", "dlrm"); see `trainDLRM`.
+    public static func train(kind: String, _ ds: ShardDataset, options o: TrainOptions,
+                             resume: ((any CTRModel), DenseOptimizer, TrainPosition)? = nil,
+                             progress: ((TrainProgress) -> Void)? = nil) throws -> ((any CTRModel), DenseOptimizer, TrainReport) {
         let schema = ds.schema
         guard schema.hasLabel else { throw DataError.invalidOptions("training needs labels; \(ds.directory) has none") }
         let rows = ds.manifest.rows
@@ -107,7 +115,10 @@ public enum Trainer {
         let config = DLRMConfig(denseCount: max(schema.denseNames.count, 1), tableSizes: schema.sparse.map(\.cardinality),
                                 embeddingDim: o.embeddingDim, bottomHidden: o.bottomHidden, topHidden: o.topHidden)
         let maxIndices = o.batchSize * 64
-        let model = resume?.0 ?? DLRM(config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed)
+        guard let fresh = resume?.0 ?? makeCTRModel(kind: kind, config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed) else {
+            throw DataError.invalidOptions("unknown model '\(kind)'")
+        }
+        let model = fresh
         let optimizer = resume?.1 ?? DenseOptimizer(kind: o.denseOptimizer)
         if let r = resume?.0, r.config != config || r.maxBatch < o.batchSize {
             throw DataError.invalidOptions("the checkpoint's model does not match this dataset and batch size")
@@ -197,17 +208,17 @@ public enum Trainer {
     }
 
     /// Copies of every parameter (dense, tables, sparse-optimizer state) for early stopping.
-    static func snapshot(_ m: DLRM) -> [[Float]] {
+    static func snapshot(_ m: any CTRModel) -> [[Float]] {
         m.denseParameters.map { $0.0.toArray() } + m.tables.map { $0.toArray() } + m.states.map { $0.toArray() }
     }
 
-    static func restore(_ m: DLRM, _ s: [[Float]]) {
+    static func restore(_ m: any CTRModel, _ s: [[Float]]) {
         let buffers = m.denseParameters.map(\.0) + m.tables + m.states
         for (b, v) in zip(buffers, s) { v.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: v.count) } }
     }
 
     /// Metrics of `model` on rows `range` (file order) of `ds`.
-    public static func evaluate(_ model: DLRM, _ ds: ShardDataset, rows range: Range<Int>, batchSize: Int,
+    public static func evaluate(_ model: any CTRModel, _ ds: ShardDataset, rows range: Range<Int>, batchSize: Int,
                                 pool: ThreadPool) throws -> BinaryMetrics {
         let dc = ds.schema.denseNames.count
         let loader = try BatchLoader(dataset: ds, options: LoaderOptions(batchSize: min(batchSize, model.maxBatch)))

@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Train a CTR model on a shard dataset and save a checkpoint.")
 
-    @Option(name: .long, help: "Model: dlrm (lr, fm, dcnv2: not in this build yet).")
+    @Option(name: .long, help: "Model: lr, fm, dlrm (dcnv2: not in this build yet).")
     var model: ModelKind
 
     @Option(name: .long, help: "Shard dataset directory (from `reckit data convert` or `reckit data synth`).")
@@ -79,8 +79,8 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let log = CLILog.logger("reckit.train")
         try CLILog.checkEnvironment(log)
-        guard model == .dlrm else {
-            throw ValidationError("model '\(model.rawValue)' is not available in this build; available: dlrm")
+        guard model != .dcnv2 else {
+            throw ValidationError("model 'dcnv2' is not available in this build; available: lr, fm, dlrm")
         }
         if let format {
             throw ValidationError("`reckit train` reads shard datasets in this build: convert first with `reckit data convert --format \(format.rawValue)`")
@@ -104,21 +104,24 @@ struct TrainCommand: ParsableCommand {
         o.clipNorm = clipNorm
         if let embeddingL2 { o.embeddingL2 = embeddingL2 }
         o.maxSteps = maxSteps
-        var resumeState: (RecKitModels.DLRM, DenseOptimizer, TrainPosition)?
+        var resumeState: ((any CTRModel), DenseOptimizer, TrainPosition)?
         if let resume {
             do throws(CheckpointError) {
                 let (rm, ro, rh) = try Checkpoint.load(resume, maxBatch: o.batchSize, maxIndicesPerTable: o.batchSize * 64)
                 guard let pos = rh.position else { throw CheckpointError.invalid(path: resume, reason: "no training position saved") }
+                guard rm.kind == model.rawValue else {
+                    throw CheckpointError.invalid(path: resume, reason: "holds a \(rm.kind) model, not \(model.rawValue)")
+                }
                 resumeState = (rm, ro, pos)
             } catch {
                 throw CLIError(message: error.description, code: 65)
             }
         }
-        let (m, opt, r) = try Trainer.trainDLRM(ds, options: o, resume: resumeState) { p in
+        let (m, opt, r) = try Trainer.train(kind: model.rawValue, ds, options: o, resume: resumeState) { p in
             log.info("epoch \(p.epoch + 1) step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
         }
         var report = r
-        let header = CheckpointHeader(model: "dlrm", dlrm: m.config, schema: ds.schema, step: opt.step, rowsSeen: r.rowsTrained,
+        let header = CheckpointHeader(model: model.rawValue, dlrm: m.config, schema: ds.schema, step: opt.step, rowsSeen: r.rowsTrained,
                                       denseOptimizer: o.denseOptimizer, sparseOptimizer: o.sparseOptimizer.rawValue, seed: seed,
                                       position: r.position)
         var vocabularies: [[UInt64]] = []
@@ -135,7 +138,7 @@ struct TrainCommand: ParsableCommand {
         report.checkpoint = output
         run.finish(samples: r.rowsTrained)
         if common.json { try printJSON(report); return }
-        var line = String(format: "trained DLRM on %d rows in %.1f s (%.0f samples/s), final loss %.4f", r.rowsTrained, r.seconds, r.samplesPerSecond, r.finalLoss)
+        var line = String(format: "trained \(model.rawValue.uppercased()) on %d rows in %.1f s (%.0f samples/s), final loss %.4f", r.rowsTrained, r.seconds, r.samplesPerSecond, r.finalLoss)
         if let v = r.validation {
             line += String(format: "; validation AUC %.4f, logloss %.4f on %d rows", v.auc ?? .nan, v.logloss, v.rows)
         }
@@ -159,7 +162,7 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var carbon: CarbonOptions
 
     func run() throws {
-        let run = try CarbonRun(command: "eval", model: "dlrm", options: carbon, threads: common.resolvedThreads)
+        let run = try CarbonRun(command: "eval", model: nil, options: carbon, threads: common.resolvedThreads)
         let loaded = try ModelInput.load(model)
         let (ds, temporary) = try ModelInput.dataset(data, format: format, checkpoint: loaded)
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
@@ -193,7 +196,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var carbon: CarbonOptions
 
     func run() throws {
-        let run = try CarbonRun(command: "predict", model: "dlrm", options: carbon, threads: common.resolvedThreads)
+        let run = try CarbonRun(command: "predict", model: nil, options: carbon, threads: common.resolvedThreads)
         let loaded = try ModelInput.load(model)
         let (ds, temporary) = try ModelInput.dataset(data, format: format, checkpoint: loaded)
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
@@ -220,7 +223,7 @@ enum ModelInput {
     static let batch = 1024
 
     struct Loaded {
-        var model: RecKitModels.DLRM
+        var model: any CTRModel
         var header: CheckpointHeader
         var vocabularies: [[UInt64]]
     }

@@ -149,7 +149,7 @@ struct ResumeTests {
             model: "dlrm", dlrm: part.0.config, schema: ds.schema, step: part.1.step, rowsSeen: 0, denseOptimizer: o.denseOptimizer,
             sparseOptimizer: o.sparseOptimizer.rawValue, seed: o.seed, position: part.2.position), to: path)
         let (m, opt, h) = try Checkpoint.load(path, maxBatch: o.batchSize, maxIndicesPerTable: o.batchSize * 64)
-        let resumed = try Trainer.trainDLRM(ds, options: o, resume: (m, opt, try #require(h.position)))
+        let resumed = try Trainer.trainDLRM(ds, options: o, resume: (try #require(m as? RecKitModels.DLRM), opt, try #require(h.position)))
         func state(_ r: (RecKitModels.DLRM, DenseOptimizer, TrainReport)) -> [[Float]] {
             r.0.denseParameters.map { $0.0.toArray() } + r.0.tables.map { $0.toArray() } + r.0.states.map { $0.toArray() }
                 + r.1.first.map { $0.toArray() } + r.1.second.map { $0.toArray() }

@@ -157,8 +157,14 @@ struct TrainCLIContractTests {
         let ej = try #require(try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [String: Any])
         for key in ["auc", "logloss", "ne", "calibration", "rows"] { #expect(ej[key] != nil, "missing \(key)") }
         #expect(ej["rows"] as? Int == 3000)
-        let fm = try CLIContractTests.run(["train", "--model", "fm", "--data", dir + "/d", "--output", dir + "/x"], env: env)
-        #expect(fm.status != 0 && fm.err.contains("available: dlrm"))
+        let dcn = try CLIContractTests.run(["train", "--model", "dcnv2", "--data", dir + "/d", "--output", dir + "/x"], env: env)
+        #expect(dcn.status != 0 && dcn.err.contains("available: lr, fm, dlrm"))
+        for kind in ["lr", "fm"] {
+            let r = try CLIContractTests.run(["train", "--model", kind, "--data", dir + "/d", "--output", dir + "/\(kind).ckpt", "--epochs", "1"], env: env)
+            #expect(r.status == 0, "\(kind): \(r.err)")
+            let ev = try CLIContractTests.run(["eval", "--model", dir + "/\(kind).ckpt", "--data", dir + "/d", "--json"], env: env)
+            #expect(ev.status == 0 && ev.out.contains("\"auc\""), "\(kind): \(ev.err)")
+        }
         try Data("RKCKPT01garbage".utf8).write(to: URL(fileURLWithPath: dir + "/bad.ckpt"))
         let bad = try CLIContractTests.run(["eval", "--model", dir + "/bad.ckpt", "--data", dir + "/d"], env: env)
         #expect(bad.status == 65 && bad.err.contains("bad.ckpt"))

@@ -53,6 +53,8 @@ public final class DLRM: @unchecked Sendable {
     let logits: AlignedBuffer<Float>, gradLogits: AlignedBuffer<Float>
     let indices: [AlignedBuffer<Int32>]
     let offsets: [AlignedBuffer<Int32>]
+    let weights: [AlignedBuffer<Float>]
+    var hasWeights: [Bool]
     let workspace = EmbeddingBackwardWorkspace()
     private var batchSize = 0
 
@@ -80,6 +82,8 @@ public final class DLRM: @unchecked Sendable {
         gradLogits = AlignedBuffer(count: maxBatch)
         indices = config.tableSizes.map { _ in AlignedBuffer(count: maxIndicesPerTable) }
         offsets = config.tableSizes.map { _ in AlignedBuffer(count: maxBatch + 1) }
+        weights = config.tableSizes.map { _ in AlignedBuffer(count: maxIndicesPerTable) }
+        hasWeights = config.tableSizes.map { _ in false }
     }
 
     var featureView: MatrixView {
@@ -93,7 +97,7 @@ public final class DLRM: @unchecked Sendable {
         TableBatch(tables: config.tableSizes.enumerated().map { EmbeddingTableView(weights: tables[$0.offset].pointer, rows: $0.element, dim: config.embeddingDim) },
                    bags: (0..<config.tableSizes.count).map { t in
                        JaggedBags(indices: indices[t].pointer, count: Int(offsets[t].pointer[batchSize]), bagCount: batchSize,
-                                  boundaries: .offsets(offsets[t].pointer)) },
+                                  boundaries: .offsets(offsets[t].pointer), weights: hasWeights[t] ? weights[t].pointer : nil) },
                    columnOffsets: (0..<config.tableSizes.count).map { ($0 + 1) * config.embeddingDim })
     }
 
@@ -111,8 +115,10 @@ public final class DLRM: @unchecked Sendable {
         batchSize = b
         for t in 0..<config.tableSizes.count {
             guard sparse.values[t].count <= indices[t].count else { throw .inTable(t, .shapeMismatch("more ids than maxIndicesPerTable")) }
-            sparse.values[t].withUnsafeBufferPointer { indices[t].pointer.update(from: $0.baseAddress!, count: $0.count) }
+            sparse.values[t].withUnsafeBufferPointer { if let p = $0.baseAddress { indices[t].pointer.update(from: p, count: $0.count) } }
             sparse.offsets[t].withUnsafeBufferPointer { offsets[t].pointer.update(from: $0.baseAddress!, count: b + 1) }
+            hasWeights[t] = !sparse.weights[t].isEmpty
+            if hasWeights[t] { sparse.weights[t].withUnsafeBufferPointer { weights[t].pointer.update(from: $0.baseAddress!, count: $0.count) } }
         }
         let d = config.embeddingDim, fd = config.vectorCount * d
         let denseDim = config.denseCount

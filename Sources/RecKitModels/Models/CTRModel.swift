@@ -1,0 +1,34 @@
+import RecKitCore
+import RecKitKernels
+
+/// What the trainer, evaluation and checkpoints need from a click-through-rate model.
+public protocol CTRModel: AnyObject {
+    /// "lr", "fm", "dlrm".
+    var kind: String { get }
+    var config: DLRMConfig { get }
+    var maxBatch: Int { get }
+    /// Mean BCE of the batch; keeps what `backward` needs.
+    func forward(dense: [Float], sparse: KeyedJaggedTensor, labels: [Float], pool: ThreadPool) throws(KernelError) -> Double
+    /// Dense gradients accumulate; embedding rows are updated by the fused sparse optimizer.
+    func backward(dense: [Float], update: SparseUpdate, pool: ThreadPool) throws(KernelError)
+    func zeroGrad()
+    var denseParameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { get }
+    var tables: [AlignedBuffer<Float>] { get }
+    var states: [AlignedBuffer<Float>] { get }
+    func restoreStates(_ values: [[Float]])
+    var lastLogits: [Float] { get }
+}
+
+extension DLRM: CTRModel {
+    public var kind: String { "dlrm" }
+}
+
+/// Builds a model of `kind` ("lr", "fm", "dlrm") for `config`.
+public func makeCTRModel(kind: String, config: DLRMConfig, maxBatch: Int, maxIndicesPerTable: Int, seed: UInt64) -> (any CTRModel)? {
+    switch kind {
+    case "dlrm": return DLRM(config: config, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: seed)
+    case "lr": return FactorizationMachine(config: config, secondOrder: false, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: seed)
+    case "fm": return FactorizationMachine(config: config, secondOrder: true, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: seed)
+    default: return nil
+    }
+}

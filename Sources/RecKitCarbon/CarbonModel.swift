@@ -49,7 +49,9 @@ public struct CarbonModel: Sendable, Codable, Equatable {
     }
 }
 
-/// Grid intensities by region (life-cycle-free, direct combustion averages as the sources publish them).
+/// Grid intensities by region: annual averages of electricity generation, rounded, as the named publications
+/// report them for the year given. They were entered by hand from those sources: check the source before relying
+/// on a region's figure, and pass `--grid-intensity` (or RECKIT_GRID_INTENSITY) for your provider's own number.
 public enum GridRegions {
     public static let all: [GridRegion] = [
         GridRegion(code: "world", name: "World average", gramsPerKWh: 436, source: "Ember, Global Electricity Review 2023", year: 2022),

@@ -73,3 +73,20 @@ struct ShardFormatTests {
         #expect(throws: DataError.self) { try ShardDataset(directory: dir) }
     }
 }
+
+@Suite("Interactions and Avazu-style inputs")
+struct InteractionFormatTests {
+    @Test("generic user,item[,rating][,timestamp] CSV with and without header; string ids hashed")
+    func generic() throws {
+        let dir = tempDir("generic")
+        try "user,item,rating\nalice,book1,4\nbob,book1,5\nalice,book2,1\n".write(toFile: dir + "/a.csv", atomically: true, encoding: .utf8)
+        try "1,10\n2,10\n1,11\n".write(toFile: dir + "/b.csv", atomically: true, encoding: .utf8)
+        let a = try Converter.run(ConvertOptions(format: .interactions, inputs: [dir + "/a.csv"], output: dir + "/oa"))
+        let b = try Converter.run(ConvertOptions(format: .interactions, inputs: [dir + "/b.csv"], output: dir + "/ob"))
+        #expect(a.rows == 3 && b.rows == 3 && a.skipped == 0 && b.skipped == 0)
+        let (sa, ca) = try readAll(dir + "/oa"), (_, cb) = try readAll(dir + "/ob")
+        #expect(ca[0].labels == [4, 5, 1] && cb[0].labels == [1, 1, 1], "rating, or 1 when absent")
+        #expect(ca[0].ids[0] == [1, 2, 1] && ca[0].ids[1] == [1, 1, 2], "vocabulary ids in first-seen order")
+        #expect(sa.sparse.map(\.cardinality) == [3, 3])
+    }
+}

@@ -33,6 +33,10 @@ public struct TrainOptions: Sendable {
     public var embeddingL2: Float = 0
     /// Stop after this many optimizer steps in total (nil = run the epochs).
     public var maxSteps: Int?
+    /// DCNv2: cross layers, low rank (nil = full), parallel (false = stacked).
+    public var crossLayers = 3
+    public var crossRank: Int?
+    public var crossParallel = false
 
     public init() {}
 
@@ -112,8 +116,9 @@ public enum Trainer {
         guard schema.hasLabel else { throw DataError.invalidOptions("training needs labels; \(ds.directory) has none") }
         let rows = ds.manifest.rows
         let trainRows = Int(Double(rows) * (1 - o.validationFraction))
-        let config = DLRMConfig(denseCount: max(schema.denseNames.count, 1), tableSizes: schema.sparse.map(\.cardinality),
+        var config = DLRMConfig(denseCount: max(schema.denseNames.count, 1), tableSizes: schema.sparse.map(\.cardinality),
                                 embeddingDim: o.embeddingDim, bottomHidden: o.bottomHidden, topHidden: o.topHidden)
+        if kind == "dcnv2" { config.crossLayers = o.crossLayers; config.crossRank = o.crossRank; config.crossParallel = o.crossParallel }
         let maxIndices = o.batchSize * 64
         guard let fresh = resume?.0 ?? makeCTRModel(kind: kind, config: config, maxBatch: o.batchSize, maxIndicesPerTable: maxIndices, seed: o.seed) else {
             throw DataError.invalidOptions("unknown model '\(kind)'")

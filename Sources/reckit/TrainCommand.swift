@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Train a CTR model on a shard dataset and save a checkpoint.")
 
-    @Option(name: .long, help: "Model: lr, fm, dlrm (dcnv2: not in this build yet).")
+    @Option(name: .long, help: "Model: lr, fm, dlrm, dcnv2.")
     var model: ModelKind
 
     @Option(name: .long, help: "Shard dataset directory (from `reckit data convert` or `reckit data synth`).")
@@ -73,15 +73,21 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Continue from this checkpoint, on the same trajectory (same data and options).")
     var resume: String?
 
+    @Option(name: .customLong("cross-layers"), help: "DCNv2: cross layers (default 3).")
+    var crossLayers: Int?
+
+    @Option(name: .customLong("low-rank"), help: "DCNv2: rank of the cross layers' weights (default: full rank).")
+    var lowRank: Int?
+
+    @Flag(name: .long, help: "DCNv2: parallel cross and deep networks (default stacked).")
+    var parallel = false
+
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
     func run() throws {
         let log = CLILog.logger("reckit.train")
         try CLILog.checkEnvironment(log)
-        guard model != .dcnv2 else {
-            throw ValidationError("model 'dcnv2' is not available in this build; available: lr, fm, dlrm")
-        }
         if let format {
             throw ValidationError("`reckit train` reads shard datasets in this build: convert first with `reckit data convert --format \(format.rawValue)`")
         }
@@ -104,6 +110,9 @@ struct TrainCommand: ParsableCommand {
         o.clipNorm = clipNorm
         if let embeddingL2 { o.embeddingL2 = embeddingL2 }
         o.maxSteps = maxSteps
+        if let crossLayers { o.crossLayers = max(1, crossLayers) }
+        o.crossRank = lowRank
+        o.crossParallel = parallel
         var resumeState: ((any CTRModel), DenseOptimizer, TrainPosition)?
         if let resume {
             do throws(CheckpointError) {

@@ -23,12 +23,15 @@ extension DLRM: CTRModel {
     public var kind: String { "dlrm" }
 }
 
-/// Builds a model of `kind` ("lr", "fm", "dlrm") for `config`.
+/// Builds a model of `kind` ("lr", "fm", "dlrm", "dcnv2": stacked, 3 full-rank cross layers) for `config`.
 public func makeCTRModel(kind: String, config: DLRMConfig, maxBatch: Int, maxIndicesPerTable: Int, seed: UInt64) -> (any CTRModel)? {
     switch kind {
     case "dlrm": return DLRM(config: config, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: seed)
     case "lr": return FactorizationMachine(config: config, secondOrder: false, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: seed)
     case "fm": return FactorizationMachine(config: config, secondOrder: true, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: seed)
+    case "dcnv2": return DCNv2(config: config, crossLayers: config.crossLayers ?? 3, rank: config.crossRank,
+                               parallel: config.crossParallel ?? false, maxBatch: maxBatch,
+                               maxIndicesPerTable: maxIndicesPerTable, seed: seed)
     default: return nil
     }
 }

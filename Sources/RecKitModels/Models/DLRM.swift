@@ -11,6 +11,10 @@ public struct DLRMConfig: Sendable, Codable, Equatable {
     /// Top MLP hidden sizes; its input is D + P, its output 1 logit.
     public var topHidden: [Int]
     public var includeDiagonal = false
+    /// DCNv2 only: cross layers (default 3), low rank r (nil = full rank), parallel instead of stacked.
+    public var crossLayers: Int?
+    public var crossRank: Int?
+    public var crossParallel: Bool?
 
     /// The Criteo Kaggle reference config: dim 16, bottom 13-512-256-64-16, top 367-512-256-1.
     public static func criteoKaggle(tableSizes: [Int]) -> DLRMConfig {

@@ -19,11 +19,17 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Model: lr, fm, dlrm, dcnv2.")
     var model: ModelKind
 
-    @Option(name: .long, help: "Shard dataset directory (from `reckit data convert` or `reckit data synth`).")
-    var data: String
+    @Option(name: .long, parsing: .upToNextOption, help: "A shard dataset directory, or raw files with --format.")
+    var data: [String]
 
-    @Option(name: .long, help: "Raw input format (train reads shards in this build: convert raw files first).")
+    @Option(name: .long, help: "Raw input format: the files are converted first (vocabulary with --min-count, or --max-ind-range hashing).")
     var format: InputFormat?
+
+    @Option(name: .customLong("min-count"), help: "Raw input: vocabulary minimum count (default 1).")
+    var minCount: Int?
+
+    @Option(name: .customLong("max-ind-range"), help: "Raw input: hash categorical ids modulo this size instead.")
+    var maxIndRange: Int?
 
     @Option(name: .long, help: "Checkpoint to write.")
     var output: String
@@ -88,12 +94,29 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         let log = CLILog.logger("reckit.train")
         try CLILog.checkEnvironment(log)
-        if let format {
-            throw ValidationError("`reckit train` reads shard datasets in this build: convert first with `reckit data convert --format \(format.rawValue)`")
-        }
         let run = try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: common.resolvedThreads)
+        // Raw files: converted into a temporary shard dataset with the usual preprocessing (skip policy), whose
+        // schema and vocabularies then go into the checkpoint.
+        var dataDir = data.first ?? ""
+        var temporary: String?
+        if let format {
+            let dir = NSTemporaryDirectory() + "reckit-train-\(getpid())"
+            try? FileManager.default.removeItem(atPath: dir)
+            var co = ConvertOptions(format: format, inputs: data, output: dir)
+            co.minCount = minCount
+            co.maxIndRange = maxIndRange
+            do throws(DataError) {
+                let rep = try Converter.run(co)
+                if rep.skipped > 0 { log.warning("skipped \(rep.skipped) malformed rows; first: \(rep.errors[0])") }
+            } catch { throw CLIError(message: error.description, code: 65) }
+            dataDir = dir
+            temporary = dir
+        } else if data.count != 1 {
+            throw ValidationError("--data takes one shard directory (or raw files with --format)")
+        }
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
         let ds: ShardDataset
-        do throws(DataError) { ds = try ShardDataset(directory: data) } catch { throw CLIError(message: error.description, code: 66) }
+        do throws(DataError) { ds = try ShardDataset(directory: dataDir) } catch { throw CLIError(message: error.description, code: 66) }
         var o = TrainOptions.recipe(rows: ds.manifest.rows)
         if let epochs { o.epochs = max(1, epochs) }
         if let batchSize { o.batchSize = max(1, batchSize) }
@@ -135,7 +158,7 @@ struct TrainCommand: ParsableCommand {
                                       position: r.position)
         var vocabularies: [[UInt64]] = []
         if case .vocabulary = ds.schema.preprocessing.categorical {
-            do throws(DataError) { vocabularies = try CategoricalEncoder.readVocabulary(from: data) } catch {
+            do throws(DataError) { vocabularies = try CategoricalEncoder.readVocabulary(from: dataDir) } catch {
                 throw CLIError(message: error.description, code: 66)
             }
         }

@@ -193,6 +193,9 @@ struct PredictCLIContractTests {
         let p = try CLIContractTests.run(["predict", "--model", dir + "/m.ckpt", "--data", dir + "/test.txt", "--format", "criteo",
                                          "--output", dir + "/scores.txt"], env: env)
         #expect(p.status == 0, "\(p.err)")
+        let raw = try CLIContractTests.run(["train", "--model", "fm", "--data", dir + "/train.txt", "--format", "criteo",
+                                           "--output", dir + "/raw.ckpt", "--epochs", "1", "--json"], env: env)
+        #expect(raw.status == 0 && raw.out.contains("\"checkpoint\""), "\(raw.err)")
         let scores = try String(contentsOfFile: dir + "/scores.txt", encoding: .utf8).split(separator: "\n")
         #expect(scores.count == 37 && scores.allSatisfy { Double($0).map { $0 > 0 && $0 < 1 } ?? false })
         try "1\tbad\n".write(toFile: dir + "/bad.txt", atomically: true, encoding: .utf8)

@@ -40,6 +40,57 @@ public struct TrainOptions: Sendable {
 
     public init() {}
 
+    /// Fields a `--config` JSON file may set (all optional; unknown keys are refused so typos are not ignored):
+    /// epochs, batch_size, learning_rate, dense_optimizer, sparse_optimizer, sparse_learning_rate,
+    /// validation_fraction, shuffle_buffer, seed, embedding_dim, bottom_hidden, top_hidden,
+    /// early_stopping_patience, warmup_steps, lr_decay_per_epoch, clip_norm, embedding_l2, cross_layers,
+    /// cross_rank, cross_parallel.
+    public struct File: Codable, Sendable {
+        public var epochs: Int?, batch_size: Int?, learning_rate: Float?, dense_optimizer: DenseOptimizerKind?
+        public var sparse_optimizer: SparseOptimizerKind?, sparse_learning_rate: Float?, validation_fraction: Double?
+        public var shuffle_buffer: Int?, seed: UInt64?, embedding_dim: Int?, bottom_hidden: [Int]?, top_hidden: [Int]?
+        public var early_stopping_patience: Int?, warmup_steps: Int?, lr_decay_per_epoch: Float?, clip_norm: Float?
+        public var embedding_l2: Float?, cross_layers: Int?, cross_rank: Int?, cross_parallel: Bool?
+    }
+
+    /// Applies a config file over these options.
+    public mutating func apply(_ f: File) {
+        if let v = f.epochs { epochs = max(1, v) }
+        if let v = f.batch_size { batchSize = max(1, v) }
+        if let v = f.learning_rate { learningRate = v }
+        if let v = f.dense_optimizer { denseOptimizer = v }
+        if let v = f.sparse_optimizer { sparseOptimizer = v }
+        if let v = f.sparse_learning_rate { sparseLearningRate = v }
+        if let v = f.validation_fraction { validationFraction = min(max(v, 0), 0.9) }
+        if let v = f.shuffle_buffer { shuffleBuffer = max(0, v) }
+        if let v = f.seed { seed = v }
+        if let v = f.embedding_dim { embeddingDim = max(1, v) }
+        if let v = f.bottom_hidden { bottomHidden = v }
+        if let v = f.top_hidden { topHidden = v }
+        if let v = f.early_stopping_patience { earlyStoppingPatience = max(0, v) }
+        if let v = f.warmup_steps { warmupSteps = max(0, v) }
+        if let v = f.lr_decay_per_epoch { lrDecayPerEpoch = v }
+        if let v = f.clip_norm { clipNorm = v }
+        if let v = f.embedding_l2 { embeddingL2 = v }
+        if let v = f.cross_layers { crossLayers = max(1, v) }
+        if let v = f.cross_rank { crossRank = v }
+        if let v = f.cross_parallel { crossParallel = v }
+    }
+
+    /// Reads a JSON config file, refusing unknown keys with their names.
+    public static func load(configFile path: String) throws -> File {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError.io(path: path, reason: "cannot read config") }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw DataError.invalidOptions("\(path): a config must be a JSON object")
+        }
+        let known = Set(Mirror(reflecting: File()).children.compactMap(\.label))
+        let unknown = object.keys.filter { !known.contains($0) }.sorted()
+        guard unknown.isEmpty else { throw DataError.invalidOptions("\(path): unknown config keys \(unknown.joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))") }
+        do { return try JSONDecoder().decode(File.self, from: data) } catch {
+            throw DataError.invalidOptions("\(path): \(error)")
+        }
+    }
+
     /// A recipe from the data size: the DLRM Criteo Kaggle architecture (bottom 512-256-64, top 512-256,
     /// batch 2048, one epoch) from 10M rows up; below, a smaller network (bottom 64-32, top 128-64), Adam 1e-3,
     /// batch 256, and up to 10 epochs under 1M rows with early stopping (3 epochs in between).

@@ -34,6 +34,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Checkpoint to write.")
     var output: String
 
+    @Option(name: .long, help: "JSON config file (keys: see TrainOptions.File); flags given on the command line win.")
+    var config: String?
+
     @Option(name: .long, help: "Epochs (default: from the data size).")
     var epochs: Int?
 
@@ -55,8 +58,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Fraction of rows (the last ones) held out for validation (default 0.1).")
     var validation: Double?
 
-    @Option(name: .long, help: "Seed (same seed, data and threads: identical results).")
-    var seed: UInt64 = 1
+    @Option(name: .customLong("seed"), help: "Seed (same seed, data and threads: identical results; default 1).")
+    var seedOption: UInt64?
+    var seed: UInt64 { seedOption ?? 1 }
 
     @Option(name: .long, help: "Early stopping: epochs without validation-AUC gain before stopping (0 = off; default 1).")
     var patience: Int?
@@ -118,6 +122,9 @@ struct TrainCommand: ParsableCommand {
         let ds: ShardDataset
         do throws(DataError) { ds = try ShardDataset(directory: dataDir) } catch { throw CLIError(message: error.description, code: 66) }
         var o = TrainOptions.recipe(rows: ds.manifest.rows)
+        if let config {
+            do { o.apply(try TrainOptions.load(configFile: config)) } catch { throw CLIError(message: "\(error)", code: 64) }
+        }
         if let epochs { o.epochs = max(1, epochs) }
         if let batchSize { o.batchSize = max(1, batchSize) }
         if let lr { o.learningRate = lr }
@@ -125,7 +132,7 @@ struct TrainCommand: ParsableCommand {
         if let optimizer { o.denseOptimizer = optimizer }
         if let sparseOptimizer { o.sparseOptimizer = sparseOptimizer }
         if let validation { o.validationFraction = min(max(validation, 0), 0.9) }
-        o.seed = seed
+        if seedOption != nil || config == nil { o.seed = seed }
         o.threads = common.resolvedThreads
         if let patience { o.earlyStoppingPatience = max(0, patience) }
         if let warmupSteps { o.warmupSteps = max(0, warmupSteps) }

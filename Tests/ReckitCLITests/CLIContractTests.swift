@@ -157,6 +157,12 @@ struct TrainCLIContractTests {
         let ej = try #require(try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [String: Any])
         for key in ["auc", "logloss", "ne", "calibration", "rows"] { #expect(ej[key] != nil, "missing \(key)") }
         #expect(ej["rows"] as? Int == 3000)
+        try #"{"epochs": 2, "embedding_dim": 4, "early_stopping_patience": 0}"#.write(toFile: dir + "/c.json", atomically: true, encoding: .utf8)
+        let cfg = try CLIContractTests.run(["train", "--model", "dlrm", "--data", dir + "/d", "--output", dir + "/c.ckpt", "--config", dir + "/c.json", "--json"], env: env)
+        #expect(cfg.status == 0 && cfg.out.contains("\"epochs\" : 2"), "\(cfg.err)")
+        try #"{"epochz": 2}"#.write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        let badCfg = try CLIContractTests.run(["train", "--model", "dlrm", "--data", dir + "/d", "--output", dir + "/c.ckpt", "--config", dir + "/bad.json"], env: env)
+        #expect(badCfg.status == 64 && badCfg.err.contains("epochz"))
         let unknown = try CLIContractTests.run(["train", "--model", "xgboost", "--data", dir + "/d", "--output", dir + "/x"], env: env)
         #expect(unknown.status != 0 && unknown.status < 128 && unknown.err.contains("model"))
         for kind in ["lr", "fm", "dcnv2"] {

@@ -92,7 +92,7 @@ public enum Transpose: Sendable {
 /// - `adagrad`:        h_d ← h_d + g_d²;           w_d ← w_d − lr·g_d / (√h_d + eps)      (state: R×D)
 /// - `rowWiseAdagrad`: h ← h + (1/D) Σ_d g_d²;     w_d ← w_d − lr·g_d / (√h + eps)        (state: R)
 /// The accumulators start at 0; `eps` defaults to 1e-8 (FBGEMM/TorchRec's default for row-wise Adagrad).
-public enum SparseOptimizerKind: String, Sendable, CaseIterable {
+public enum SparseOptimizerKind: String, Sendable, CaseIterable, Codable {
     case sgd
     case adagrad
     case rowWiseAdagrad = "rowwise_adagrad"

@@ -68,12 +68,13 @@ struct EmbeddingBench {
 
         var results: [EmbeddingBenchResult] = []
         var gatherGBps = Double.nan
+        let zipf = ZipfSampler(n: rows, exponent: config.zipfExponent)  // alias tables built once
         for distribution in ["uniform", "zipf"] {
             for pooling in config.poolings {
                 // Each iteration takes the next batch of a cycle long enough to touch ~8M rows (≫ the L3), so
                 // repeated iterations do not find last iteration's rows in cache, as real training would not.
                 let cycle = max(4, min(128, (8_000_000 + t * b * pooling - 1) / (t * b * pooling)))
-                let batches = (0..<cycle).map { _ in makeBatch(distribution: distribution, pooling: pooling, rng: &rng) }
+                let batches = (0..<cycle).map { _ in makeBatch(distribution: distribution, pooling: pooling, zipf: zipf, rng: &rng) }
                 let lookups = t * b * pooling
                 if distribution == "uniform" && pooling == config.poolings.max() {
                     gatherGBps = gatherCeiling(tables: tables, batches: batches)
@@ -150,9 +151,8 @@ struct EmbeddingBench {
                    boundaries: .offsets(batch.offsets.pointer))
     }
 
-    func makeBatch(distribution: String, pooling: Int, rng: inout SeededRandom) -> Batch {
+    func makeBatch(distribution: String, pooling: Int, zipf: ZipfSampler, rng: inout SeededRandom) -> Batch {
         let n = config.batch * pooling
-        let zipf = ZipfSampler(n: config.rowsPerTable, exponent: config.zipfExponent)
         var unique = 0
         var idx: [AlignedBuffer<Int32>] = []
         for _ in 0..<config.tables {

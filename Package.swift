@@ -30,7 +30,8 @@ let package = Package(
                 exclude: ["README.md"]),
         .target(
             name: "RecKitBenchmarks",
-            dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon",
+                           .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
         .executableTarget(

@@ -7,7 +7,7 @@ import RecKitKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report domain units against ceilings measured in the same run.",
-        subcommands: [BenchKernels.self, BenchData.self])
+        subcommands: [BenchKernels.self, BenchData.self, BenchTrain.self, BenchInfer.self])
 }
 
 struct BenchKernels: ParsableCommand {
@@ -100,5 +100,74 @@ struct BenchData: ParsableCommand {
                      r.inputMB, r.rows, r.convertMBPerS, r.pythonMBPerS.map { String(format: "%.1f", $0) } ?? "n/a",
                      r.ratio.map { String(format: "%.1f×", $0) } ?? "n/a", r.peakRSSMiB))
         if let e = r.pythonError { print("python: \(e)") }
+    }
+}
+
+/// Options shared by `bench train` and `bench infer`.
+struct ModelBenchOptions: ParsableArguments {
+    @Option(name: .customLong("batch-size"), help: "Batch size (default 2048).")
+    var batchSize = 2048
+
+    @Option(name: .long, help: "fp32 (bf16 is not available in this build).")
+    var precision = "fp32"
+
+    @Option(name: .long, help: "Id distribution: uniform or zipf.")
+    var ids = "uniform"
+
+    @Option(name: .customLong("table-cap"), help: "Cap every table's rows (smoke runs; default: the Kaggle sizes, 33.8M rows).")
+    var tableCap: Int?
+
+    func config(train: Bool, threads: Int) throws -> ModelBenchmark.Config {
+        guard precision == "fp32" else { throw ValidationError("--precision \(precision) is not available in this build (fp32 only)") }
+        guard ids == "uniform" || ids == "zipf" else { throw ValidationError("--ids must be uniform or zipf") }
+        var c = ModelBenchmark.Config(train: train, threads: threads)
+        c.batch = max(1, batchSize)
+        c.distribution = ids
+        c.tableCap = tableCap
+        return c
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "DLRM Criteo-Kaggle training throughput with a per-phase breakdown.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var model: ModelBenchOptions
+    @Option(name: .long, help: "rowwise_adagrad (embeddings) + adagrad (dense), the default; or sgd for both.")
+    var optimizer = "rowwise_adagrad"
+
+    func run() throws {
+        let log = CLILog.logger("reckit.bench")
+        try CLILog.checkEnvironment(log)
+        var c = try model.config(train: true, threads: common.resolvedThreads)
+        guard optimizer == "sgd" || optimizer == "rowwise_adagrad" else { throw ValidationError("--optimizer must be rowwise_adagrad or sgd") }
+        c.optimizer = optimizer
+        let r = try ModelBenchmark(config: c) { log.info("\($0)") }.run()
+        try ModelBenchSummary.emit(r, json: common.json)
+    }
+}
+
+struct BenchInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer", abstract: "DLRM Criteo-Kaggle inference throughput with a per-phase breakdown.")
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var model: ModelBenchOptions
+
+    func run() throws {
+        let log = CLILog.logger("reckit.bench")
+        try CLILog.checkEnvironment(log)
+        let r = try ModelBenchmark(config: try model.config(train: false, threads: common.resolvedThreads)) { log.info("\($0)") }.run()
+        try ModelBenchSummary.emit(r, json: common.json)
+    }
+}
+
+enum ModelBenchSummary {
+    static func emit(_ r: ModelBenchmark.Report, json: Bool) throws {
+        if json { try printJSON(r); return }
+        print(String(format: "DLRM %@ (%@ ids, batch %d, %d threads, %@): %.0f samples/s, %.2f ms/iter, %.2f J/1k samples (%@), peak RSS %.0f MiB",
+                     r.mode, r.distribution, r.batchSize, r.threads, r.optimizer, r.samplesPerSecond, r.msPerIter, r.joulesPer1k, r.energyMethod, r.peakRSSMiB))
+        for (k, v) in r.phases.sorted(by: { $0.value > $1.value }) {
+            print("  " + k.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%7.2f ms/iter", v))
+        }
     }
 }

@@ -50,6 +50,21 @@ struct CLIContractTests {
         #expect(emb.count == 4, "uniform/zipf × pooling 1/20")
     }
 
+    @Test("bench train / infer --json carry the contract keys; bf16 is refused clearly")
+    func benchModel() throws {
+        for mode in ["train", "infer"] {
+            let r = try Self.run(["bench", mode, "--table-cap", "500", "--batch-size", "128", "--json"])
+            #expect(r.status == 0, "\(r.err)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+            for key in ["samples_per_s", "ms_per_iter", "phases", "peak_rss_mb", "joules_per_1k", "batch_size", "threads", "precision"] {
+                #expect(obj[key] != nil, "\(mode): missing \(key)")
+            }
+            #expect((obj["phases"] as? [String: Double])?["embedding_forward"] != nil)
+        }
+        let bf16 = try Self.run(["bench", "train", "--precision", "bf16"])
+        #expect(bf16.status != 0 && bf16.err.contains("bf16"))
+    }
+
     @Test("reckit kernels lists the registry; RECKIT_KERNELS=reference switches the variant")
     func kernelsListing() throws {
         let r = try Self.run(["kernels"])

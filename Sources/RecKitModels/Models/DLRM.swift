@@ -61,6 +61,16 @@ public final class DLRM: @unchecked Sendable {
     var hasWeights: [Bool]
     let workspace = EmbeddingBackwardWorkspace()
     private var batchSize = 0
+    /// When set, forward/backward add each phase's wall time (seconds) to `phaseSeconds` (benchmarks).
+    public var phaseClock: (@Sendable () -> Double)?
+    public var phaseSeconds: [String: Double] = [:]
+
+    @inline(__always) func timed(_ phase: String, _ body: () throws(KernelError) -> Void) throws(KernelError) {
+        guard let clock = phaseClock else { return try body() }
+        let t0 = clock()
+        try body()
+        phaseSeconds[phase, default: 0] += clock() - t0
+    }
 
     /// Embedding rows ~ U(−√(1/R), √(1/R)) as the DLRM reference initialises them.
     public init(config: DLRMConfig, maxBatch: Int, maxIndicesPerTable: Int, seed: UInt64) {
@@ -128,11 +138,17 @@ public final class DLRM: @unchecked Sendable {
         let denseDim = config.denseCount
         let loss: Double = try dense.withUnsafeBufferPointer { (dp) throws(KernelError) -> Double in
             let x = MatrixView(base: UnsafeMutablePointer(mutating: dp.baseAddress!), rows: b, columns: denseDim)
-            try bottom.forward(x, into: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd), pool: pool)
-            try Kernels.tableBatchForward(tableBatch, mode: .sum, output: featureView, pool: pool)
+            try timed("bottom_mlp") { () throws(KernelError) in
+                try bottom.forward(x, into: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd), pool: pool)
+            }
+            try timed("embedding_forward") { () throws(KernelError) in
+                try Kernels.tableBatchForward(tableBatch, mode: .sum, output: featureView, pool: pool)
+            }
             let interView = MatrixView(base: inter.pointer, rows: b, columns: config.interactionWidth)
-            try Kernels.interactionForward(interactionArguments, output: interView, pool: pool)
-            try top.forward(interView, into: MatrixView(base: logits.pointer, rows: b, columns: 1), pool: pool)
+            try timed("interaction") { () throws(KernelError) in try Kernels.interactionForward(interactionArguments, output: interView, pool: pool) }
+            try timed("top_mlp") { () throws(KernelError) in
+                try top.forward(interView, into: MatrixView(base: logits.pointer, rows: b, columns: 1), pool: pool)
+            }
             return labels.withUnsafeBufferPointer { lp in
                 Kernels.bceWithLogits(logits: logits.pointer, labels: lp.baseAddress!, count: b, grad: gradLogits.pointer,
                                       gradScale: 1 / Float(b)) / Double(b)
@@ -150,21 +166,25 @@ public final class DLRM: @unchecked Sendable {
         }
         let interView = MatrixView(base: inter.pointer, rows: b, columns: config.interactionWidth)
         let gradInterView = MatrixView(base: gradInter.pointer, rows: b, columns: config.interactionWidth)
-        try top.backward(interView, output: MatrixView(base: logits.pointer, rows: b, columns: 1),
-                         gradOutput: MatrixView(base: gradLogits.pointer, rows: b, columns: 1), gradInput: gradInterView, pool: pool)
         let gradFeatureView = MatrixView(base: gradFeatures.pointer, rows: b, columns: fd)
-        try Kernels.interactionBackward(interactionArguments, gradOutput: gradInterView, gradFeatures: gradFeatureView, pool: pool)
         let denseDim = config.denseCount
-        try dense.withUnsafeBufferPointer { (dp) throws(KernelError) in
-            let x = MatrixView(base: UnsafeMutablePointer(mutating: dp.baseAddress!), rows: b, columns: denseDim)
-            try bottom.backward(x, output: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd),
-                                gradOutput: MatrixView(base: gradFeatures.pointer, rows: b, columns: d, rowStride: fd),
-                                gradInput: nil, pool: pool)
+        try timed("backward") { () throws(KernelError) in
+            try top.backward(interView, output: MatrixView(base: logits.pointer, rows: b, columns: 1),
+                             gradOutput: MatrixView(base: gradLogits.pointer, rows: b, columns: 1), gradInput: gradInterView, pool: pool)
+            try Kernels.interactionBackward(interactionArguments, gradOutput: gradInterView, gradFeatures: gradFeatureView, pool: pool)
+            try dense.withUnsafeBufferPointer { (dp) throws(KernelError) in
+                let x = MatrixView(base: UnsafeMutablePointer(mutating: dp.baseAddress!), rows: b, columns: denseDim)
+                try bottom.backward(x, output: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd),
+                                    gradOutput: MatrixView(base: gradFeatures.pointer, rows: b, columns: d, rowStride: fd),
+                                    gradInput: nil, pool: pool)
+            }
         }
         let stateBuffers = update.optimizer == .sgd
             ? config.tableSizes.map { _ in UnsafeMutableBufferPointer<Float>(start: nil, count: 0) } : states.map(\.buffer)
-        try Kernels.tableBatchBackward(tableBatch, states: stateBuffers, mode: .sum, gradOutput: gradFeatureView,
-                                       update: update, workspace: workspace, pool: pool)
+        try timed("embedding_backward_optimizer") { () throws(KernelError) in
+            try Kernels.tableBatchBackward(tableBatch, states: stateBuffers, mode: .sum, gradOutput: gradFeatureView,
+                                           update: update, workspace: workspace, pool: pool)
+        }
     }
 
     /// Restores sparse-optimizer accumulators (from a checkpoint).

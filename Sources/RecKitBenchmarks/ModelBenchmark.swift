@@ -1,0 +1,118 @@
+import Foundation
+import RecKitCarbon
+import RecKitCore
+import RecKitData
+import RecKitKernels
+import RecKitModels
+import RecKitTraining
+
+/// `reckit bench train` / `reckit bench infer`: the DLRM Criteo-Kaggle configuration (26 tables with the Kaggle
+/// cardinalities, dim 16, bottom 13-512-256-64-16, top 367-512-256-1, dot interaction) on synthetic one-hot
+/// batches with uniform or Zipf ids; samples/s (median of timed blocks after warm-up), ms per phase, peak RSS and
+/// joules per 1,000 samples measured over the timed blocks.
+public struct ModelBenchmark {
+    public struct Config: Sendable {
+        public var train: Bool
+        public var threads: Int
+        public var batch = 2048
+        public var distribution = "uniform"
+        public var zipfExponent = 1.05
+        /// Caps every table (smoke runs); nil = the real Kaggle sizes (33.8M rows).
+        public var tableCap: Int?
+        public var optimizer = "rowwise_adagrad"
+        public var blocks = 5
+        public var seed: UInt64 = 1
+        public init(train: Bool, threads: Int) { self.train = train; self.threads = threads }
+    }
+
+    public struct Report: Codable, Sendable {
+        public var mode: String
+        public var samplesPerSecond: Double
+        public var msPerIter: Double
+        public var phases: [String: Double]
+        public var peakRSSMiB: Double
+        public var joulesPer1k: Double
+        public var energyMethod: String
+        public var batchSize: Int
+        public var threads: Int
+        public var precision: String
+        public var distribution: String
+        public var optimizer: String
+        public var tableRows: Int
+        public var machine: MachineInfo
+
+        enum CodingKeys: String, CodingKey {
+            case mode, phases, threads, precision, distribution, optimizer, machine
+            case samplesPerSecond = "samples_per_s"
+            case msPerIter = "ms_per_iter"
+            case peakRSSMiB = "peak_rss_mb"
+            case joulesPer1k = "joules_per_1k"
+            case energyMethod = "energy_method"
+            case batchSize = "batch_size"
+            case tableRows = "table_rows"
+        }
+    }
+
+    public let config: Config
+    let log: (String) -> Void
+    public init(config: Config, log: @escaping (String) -> Void) { self.config = config; self.log = log }
+
+    public func run() throws -> Report {
+        let c = config
+        let tables = SynthOptions.kaggleCardinalities.map { n in c.tableCap.map { min(n, $0) } ?? n }
+        let dlrm = DLRMConfig.criteoKaggle(tableSizes: tables)
+        log("building DLRM: \(tables.reduce(0, +)) embedding rows (\(String(format: "%.2f", Double(tables.reduce(0, +) * 64) / 1e9)) GB)")
+        let model = DLRM(config: dlrm, maxBatch: c.batch, maxIndicesPerTable: c.batch, seed: c.seed)
+        let pool = ThreadPool(threads: c.threads)
+        let sgd = c.optimizer == "sgd"
+        let dense = DenseOptimizer(kind: sgd ? .sgd : .adagrad)
+        let update = SparseUpdate(optimizer: sgd ? .sgd : .rowWiseAdagrad, learningRate: 0.01)
+        // A cycle of batches touching well over the L3's worth of rows.
+        var rng = SeededRandom(seed: c.seed ^ 0xB)
+        let samplers = c.distribution == "zipf" ? tables.map { ZipfSampler(n: $0, exponent: c.zipfExponent) } : []
+        let batches: [(dense: [Float], kjt: KeyedJaggedTensor, labels: [Float])] = (0..<8).map { _ in
+            let d = (0..<(c.batch * 13)).map { _ in Float(rng.nextUniform() * 4) }
+            let values = tables.enumerated().map { t, n in
+                (0..<c.batch).map { _ in Int32(samplers.isEmpty ? rng.nextBelow(n) : samplers[t].nextID(using: &rng)) }
+            }
+            let offsets = tables.map { _ in (0...c.batch).map { Int32($0) } }
+            let labels = (0..<c.batch).map { _ in Float(rng.nextBelow(4) == 0 ? 1 : 0) }
+            return (d, KeyedJaggedTensor(keys: tables.indices.map { "C\($0 + 1)" }, values: values, offsets: offsets,
+                                         weights: tables.map { _ in [] }), labels)
+        }
+        var next = 0
+        var failure: Error?
+        func iteration() {
+            let b = batches[next % batches.count]
+            next += 1
+            do {
+                _ = try model.forward(dense: b.dense, sparse: b.kjt, labels: b.labels, pool: pool)
+                if c.train {
+                    model.zeroGrad()
+                    try model.backward(dense: b.dense, update: update, pool: pool)
+                    let t0 = BenchTiming.now()
+                    dense.apply(model.denseParameters, lr: 0.01)
+                    if model.phaseClock != nil { model.phaseSeconds["optimizer", default: 0] += BenchTiming.now() - t0 }
+                }
+            } catch { failure = error }
+        }
+        for _ in 0..<3 { iteration() }
+        model.phaseClock = { BenchTiming.now() }
+        model.phaseSeconds = [:]
+        let tracker = try CarbonTracker(command: c.train ? "bench train" : "bench infer", model: "dlrm", coresUsed: c.threads)
+        try tracker.start()
+        let iterationsBefore = next
+        let times = BenchTiming.measure(blocks: c.blocks, warmup: 0, minBlockSeconds: 0.5) { iteration() }
+        let iterations = next - iterationsBefore
+        let energy = try tracker.finish(samples: iterations * c.batch, writeLedger: false)
+        if let failure { throw failure }
+        let perIter = BenchTiming.median(times)
+        log(String(format: "%@: %.0f samples/s, %.2f ms/iter", c.train ? "train" : "infer", Double(c.batch) / perIter, perIter * 1e3))
+        return Report(mode: c.train ? "train" : "infer", samplesPerSecond: Double(c.batch) / perIter, msPerIter: perIter * 1e3,
+                      phases: model.phaseSeconds.mapValues { $0 * 1e3 / Double(max(iterations, 1)) },
+                      peakRSSMiB: BenchTiming.peakRSSMiB(), joulesPer1k: energy.joulesPer1kSamples ?? .nan,
+                      energyMethod: energy.method.rawValue, batchSize: c.batch, threads: c.threads, precision: "fp32",
+                      distribution: c.distribution, optimizer: sgd ? "sgd" : "rowwise_adagrad+adagrad",
+                      tableRows: tables.reduce(0, +), machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName))
+    }
+}

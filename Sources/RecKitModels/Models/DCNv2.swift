@@ -26,8 +26,7 @@ public final class DCNv2: @unchecked Sendable {
     let concat: AlignedBuffer<Float>, gConcat: AlignedBuffer<Float>
     let logits: AlignedBuffer<Float>, gradLogits: AlignedBuffer<Float>
     let deepOut: AlignedBuffer<Float>, gDeepOut: AlignedBuffer<Float>
-    let indices: [AlignedBuffer<Int32>], offsets: [AlignedBuffer<Int32>], weights: [AlignedBuffer<Float>]
-    var hasWeights: [Bool]
+    let sparseInput: SparseInput
     let workspace = EmbeddingBackwardWorkspace()
     private var batchSize = 0
 
@@ -72,10 +71,7 @@ public final class DCNv2: @unchecked Sendable {
         gDeepOut = AlignedBuffer(count: maxBatch * deepOutWidth)
         logits = AlignedBuffer(count: maxBatch)
         gradLogits = AlignedBuffer(count: maxBatch)
-        indices = (0..<t).map { _ in AlignedBuffer(count: maxIndicesPerTable) }
-        offsets = (0..<t).map { _ in AlignedBuffer(count: maxBatch + 1) }
-        weights = (0..<t).map { _ in AlignedBuffer(count: maxIndicesPerTable) }
-        hasWeights = Array(repeating: false, count: t)
+        sparseInput = SparseInput(tables: t, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable)
     }
 
 
@@ -83,10 +79,8 @@ public final class DCNv2: @unchecked Sendable {
 
     var tableBatch: TableBatch {
         let t = config.tableSizes.count, d = config.embeddingDim
-        return TableBatch(
-            tables: (0..<t).map { EmbeddingTableView(weights: tables[$0].pointer, rows: config.tableSizes[$0], dim: d) },
-            bags: (0..<t).map { i in JaggedBags(indices: indices[i].pointer, count: Int(offsets[i].pointer[batchSize]), bagCount: batchSize,
-                                                boundaries: .offsets(offsets[i].pointer), weights: hasWeights[i] ? weights[i].pointer : nil) },
+        return sparseInput.tableBatch(
+            (0..<t).map { EmbeddingTableView(weights: tables[$0].pointer, rows: config.tableSizes[$0], dim: d) },
             columnOffsets: (0..<t).map { config.denseCount + $0 * d })
     }
 
@@ -101,13 +95,7 @@ public final class DCNv2: @unchecked Sendable {
             throw .shapeMismatch("dcnv2 batch: \(b) samples, \(dense.count) dense values, \(labels.count) labels")
         }
         batchSize = b
-        for i in 0..<t {
-            guard sparse.values[i].count <= indices[i].count else { throw .inTable(i, .shapeMismatch("more ids than maxIndicesPerTable")) }
-            sparse.values[i].withUnsafeBufferPointer { if let p = $0.baseAddress { indices[i].pointer.update(from: p, count: $0.count) } }
-            sparse.offsets[i].withUnsafeBufferPointer { offsets[i].pointer.update(from: $0.baseAddress!, count: b + 1) }
-            hasWeights[i] = !sparse.weights[i].isEmpty
-            if hasWeights[i] { sparse.weights[i].withUnsafeBufferPointer { weights[i].pointer.update(from: $0.baseAddress!, count: $0.count) } }
-        }
+        try sparseInput.load(sparse)
         let x0 = xs[0].pointer
         for r in 0..<b { for j in 0..<dc { x0[r * w + j] = dense[r * dc + j] } }
         try Kernels.tableBatchForward(tableBatch, mode: .sum, output: view(xs[0], w), pool: pool)

@@ -55,10 +55,7 @@ public final class DLRM: @unchecked Sendable {
     let features: AlignedBuffer<Float>, gradFeatures: AlignedBuffer<Float>
     let inter: AlignedBuffer<Float>, gradInter: AlignedBuffer<Float>
     let logits: AlignedBuffer<Float>, gradLogits: AlignedBuffer<Float>
-    let indices: [AlignedBuffer<Int32>]
-    let offsets: [AlignedBuffer<Int32>]
-    let weights: [AlignedBuffer<Float>]
-    var hasWeights: [Bool]
+    let sparseInput: SparseInput
     let workspace = EmbeddingBackwardWorkspace()
     private var batchSize = 0
     /// When set, forward/backward add each phase's wall time (seconds) to `phaseSeconds` (benchmarks).
@@ -94,10 +91,7 @@ public final class DLRM: @unchecked Sendable {
         gradInter = AlignedBuffer(count: maxBatch * config.interactionWidth)
         logits = AlignedBuffer(count: maxBatch)
         gradLogits = AlignedBuffer(count: maxBatch)
-        indices = config.tableSizes.map { _ in AlignedBuffer(count: maxIndicesPerTable) }
-        offsets = config.tableSizes.map { _ in AlignedBuffer(count: maxBatch + 1) }
-        weights = config.tableSizes.map { _ in AlignedBuffer(count: maxIndicesPerTable) }
-        hasWeights = config.tableSizes.map { _ in false }
+        sparseInput = SparseInput(tables: config.tableSizes.count, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable)
     }
 
     var featureView: MatrixView {
@@ -108,11 +102,8 @@ public final class DLRM: @unchecked Sendable {
                              includeDiagonal: config.includeDiagonal)
     }
     var tableBatch: TableBatch {
-        TableBatch(tables: config.tableSizes.enumerated().map { EmbeddingTableView(weights: tables[$0.offset].pointer, rows: $0.element, dim: config.embeddingDim) },
-                   bags: (0..<config.tableSizes.count).map { t in
-                       JaggedBags(indices: indices[t].pointer, count: Int(offsets[t].pointer[batchSize]), bagCount: batchSize,
-                                  boundaries: .offsets(offsets[t].pointer), weights: hasWeights[t] ? weights[t].pointer : nil) },
-                   columnOffsets: (0..<config.tableSizes.count).map { ($0 + 1) * config.embeddingDim })
+        sparseInput.tableBatch(config.tableSizes.enumerated().map { EmbeddingTableView(weights: tables[$0.offset].pointer, rows: $0.element, dim: config.embeddingDim) },
+                               columnOffsets: (0..<config.tableSizes.count).map { ($0 + 1) * config.embeddingDim })
     }
 
     /// The logits of the last forward (B).
@@ -127,13 +118,7 @@ public final class DLRM: @unchecked Sendable {
             throw .shapeMismatch("DLRM batch: \(b) samples, \(dense.count) dense values, \(labels.count) labels, \(sparse.values.count) sparse keys")
         }
         batchSize = b
-        for t in 0..<config.tableSizes.count {
-            guard sparse.values[t].count <= indices[t].count else { throw .inTable(t, .shapeMismatch("more ids than maxIndicesPerTable")) }
-            sparse.values[t].withUnsafeBufferPointer { if let p = $0.baseAddress { indices[t].pointer.update(from: p, count: $0.count) } }
-            sparse.offsets[t].withUnsafeBufferPointer { offsets[t].pointer.update(from: $0.baseAddress!, count: b + 1) }
-            hasWeights[t] = !sparse.weights[t].isEmpty
-            if hasWeights[t] { sparse.weights[t].withUnsafeBufferPointer { weights[t].pointer.update(from: $0.baseAddress!, count: $0.count) } }
-        }
+        try sparseInput.load(sparse)
         let d = config.embeddingDim, fd = config.vectorCount * d
         let denseDim = config.denseCount
         let loss: Double = try dense.withUnsafeBufferPointer { (dp) throws(KernelError) -> Double in

@@ -19,8 +19,7 @@ public final class FactorizationMachine: @unchecked Sendable {
     let linearOut: AlignedBuffer<Float>, factorOut: AlignedBuffer<Float>
     let gradLinear: AlignedBuffer<Float>, gradFactor: AlignedBuffer<Float>
     let logits: AlignedBuffer<Float>, gradLogits: AlignedBuffer<Float>
-    let indices: [AlignedBuffer<Int32>], offsets: [AlignedBuffer<Int32>], weights: [AlignedBuffer<Float>]
-    var hasWeights: [Bool]
+    let sparseInput: SparseInput
     let workspace = EmbeddingBackwardWorkspace()
     var denseInput: [Float] = []
     private var batchSize = 0
@@ -48,20 +47,15 @@ public final class FactorizationMachine: @unchecked Sendable {
         gradFactor = AlignedBuffer(count: secondOrder ? maxBatch * t * d : 1)
         logits = AlignedBuffer(count: maxBatch)
         gradLogits = AlignedBuffer(count: maxBatch)
-        indices = (0..<t).map { _ in AlignedBuffer(count: maxIndicesPerTable) }
-        offsets = (0..<t).map { _ in AlignedBuffer(count: maxBatch + 1) }
-        weights = (0..<t).map { _ in AlignedBuffer(count: maxIndicesPerTable) }
-        hasWeights = Array(repeating: false, count: t)
+        sparseInput = SparseInput(tables: t, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable)
     }
 
     public var kind: String { secondOrder ? "fm" : "lr" }
 
     func batch(firstOrder: Bool) -> TableBatch {
         let t = config.tableSizes.count, d = firstOrder ? 1 : config.embeddingDim
-        return TableBatch(
-            tables: (0..<t).map { EmbeddingTableView(weights: tables[firstOrder ? $0 : t + $0].pointer, rows: config.tableSizes[$0], dim: d) },
-            bags: (0..<t).map { i in JaggedBags(indices: indices[i].pointer, count: Int(offsets[i].pointer[batchSize]), bagCount: batchSize,
-                                                boundaries: .offsets(offsets[i].pointer), weights: hasWeights[i] ? weights[i].pointer : nil) },
+        return sparseInput.tableBatch(
+            (0..<t).map { EmbeddingTableView(weights: tables[firstOrder ? $0 : t + $0].pointer, rows: config.tableSizes[$0], dim: d) },
             columnOffsets: (0..<t).map { $0 * d })
     }
 
@@ -72,13 +66,7 @@ public final class FactorizationMachine: @unchecked Sendable {
         }
         batchSize = b
         denseInput = dense
-        for i in 0..<t {
-            guard sparse.values[i].count <= indices[i].count else { throw .inTable(i, .shapeMismatch("more ids than maxIndicesPerTable")) }
-            sparse.values[i].withUnsafeBufferPointer { if let p = $0.baseAddress { indices[i].pointer.update(from: p, count: $0.count) } }
-            sparse.offsets[i].withUnsafeBufferPointer { offsets[i].pointer.update(from: $0.baseAddress!, count: b + 1) }
-            hasWeights[i] = !sparse.weights[i].isEmpty
-            if hasWeights[i] { sparse.weights[i].withUnsafeBufferPointer { weights[i].pointer.update(from: $0.baseAddress!, count: $0.count) } }
-        }
+        try sparseInput.load(sparse)
         try Kernels.tableBatchForward(batch(firstOrder: true), mode: .sum, output: MatrixView(base: linearOut.pointer, rows: b, columns: t), pool: pool)
         if secondOrder {
             try Kernels.tableBatchForward(batch(firstOrder: false), mode: .sum,

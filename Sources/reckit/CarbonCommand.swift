@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RecKitCarbon
+import RecKitData
 
 /// Carbon options every measured command takes.
 struct CarbonOptions: ParsableArguments {
@@ -35,6 +36,15 @@ struct CarbonRun {
             throw ValidationError(error.description)
         }
         try tracker.start()
+    }
+
+    /// Runs `body` and ends the measurement either way, counting `samples(result)` when it succeeds; a DataError
+    /// becomes a one-line CLI error with `code`.
+    func measure<T>(code: Int32, samples: (T) -> Int?, _ body: () throws(DataError) -> T) throws -> T {
+        let result: T
+        do { result = try CLIError.onDataError(code: code, body) } catch { finish(); throw error }
+        finish(samples: samples(result))
+        return result
     }
 
     @discardableResult

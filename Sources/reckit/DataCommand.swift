@@ -52,18 +52,13 @@ struct DataConvert: ParsableCommand {
         o.maxIndRange = maxIndRange
         o.minCount = minCount
         if let shardRows { o.shardRows = max(1, shardRows) }
-        let report: ConvertReport
-        do throws(DataError) {
-            report = try Converter.run(o) { p in
+        let report = try run.measure(code: 65, samples: { $0.rows }) { () throws(DataError) in
+            try Converter.run(o) { p in
                 let rate = Double(p.bytesDone) / 1e6 / max(p.seconds, 1e-9)
                 let eta = rate > 0 ? Double(p.bytesTotal - p.bytesDone) / 1e6 / rate : 0
                 log.info("pass \(p.pass): \(p.rows) rows, \(String(format: "%.1f", rate)) MB/s, \(String(format: "%.0f", Double(p.bytesDone) * 100 / Double(max(p.bytesTotal, 1))))%, ETA \(String(format: "%.0f", eta)) s")
             }
-        } catch {
-            run.finish()
-            throw CLIError(message: error.description, code: 65)
         }
-        run.finish(samples: report.rows)
         if json {
             try printJSON(report)
         } else {
@@ -73,11 +68,22 @@ struct DataConvert: ParsableCommand {
     }
 }
 
-/// A failure to report as one line on stderr with a specific exit code (65 = bad input data, as sysexits).
+/// A failure to report as one line on stderr with a specific exit code (sysexits: 65 bad input data, 66 cannot
+/// open input, 73 cannot create output).
 struct CLIError: Error, CustomStringConvertible {
     var message: String
     var code: Int32
     var description: String { message }
+
+    /// Runs `body`; a DataError becomes a one-line CLI error with `code`.
+    static func onDataError<T>(code: Int32, _ body: () throws(DataError) -> T) throws -> T {
+        do throws(DataError) { return try body() } catch { throw CLIError(message: error.description, code: code) }
+    }
+
+    /// Opens a shard dataset (exit 66 when it cannot).
+    static func openDataset(_ directory: String) throws -> ShardDataset {
+        try onDataError(code: 66) { () throws(DataError) in try ShardDataset(directory: directory) }
+    }
 }
 
 struct DataSynth: ParsableCommand {
@@ -126,17 +132,12 @@ struct DataSynth: ParsableCommand {
         o.userTables = min(userTables, o.tables.count)
         let total = rows
         let run = try CarbonRun(command: "data synth", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
-        let report: SynthReport
-        do throws(DataError) {
-            report = try Synthesizer.run(o) { done, seconds in
+        let report = try run.measure(code: 65, samples: { $0.rows }) { () throws(DataError) in
+            try Synthesizer.run(o) { done, seconds in
                 let rate = Double(done) / max(seconds, 1e-9)
                 log.info("\(done)/\(total) rows, \(Int(rate)) rows/s, ETA \(Int(Double(total - done) / max(rate, 1))) s")
             }
-        } catch {
-            run.finish()
-            throw CLIError(message: error.description, code: 65)
         }
-        run.finish(samples: report.rows)
         if json {
             try printJSON(report)
         } else {

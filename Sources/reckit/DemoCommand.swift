@@ -30,10 +30,8 @@ struct DemoCommand: ParsableCommand {
         var so = SynthOptions(rows: rows, output: output + "/data", seed: seed)
         so.tables = SynthOptions.kaggleCardinalities.map { min($0, 100_000) }
         log.info("synthesizing \(rows) Criteo-shaped rows into \(so.output)")
-        let synth: SynthReport
-        do throws(DataError) { synth = try Synthesizer.run(so) } catch { throw CLIError(message: error.description, code: 73) }
-        let ds: ShardDataset
-        do throws(DataError) { ds = try ShardDataset(directory: so.output) } catch { throw CLIError(message: error.description, code: 66) }
+        let synth = try CLIError.onDataError(code: 73) { () throws(DataError) in try Synthesizer.run(so) }
+        let ds = try CLIError.openDataset(so.output)
         var o = TrainOptions.recipe(rows: rows)
         o.epochs = 1
         o.batchSize = 512

@@ -119,8 +119,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--data takes one shard directory (or raw files with --format)")
         }
         defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
-        let ds: ShardDataset
-        do throws(DataError) { ds = try ShardDataset(directory: dataDir) } catch { throw CLIError(message: error.description, code: 66) }
+        let ds = try CLIError.openDataset(dataDir)
         var o = TrainOptions.recipe(rows: ds.manifest.rows)
         if let config {
             do { o.apply(try TrainOptions.load(configFile: config)) } catch { throw CLIError(message: "\(error)", code: 64) }
@@ -251,7 +250,7 @@ struct PredictCommand: ParsableCommand {
             rows += b.size
         }
         if let e = loader.error { throw CLIError(message: e.description, code: 65) }
-        do throws(DataError) { try AtomicFile.write(Data(text.utf8), to: output) } catch { throw CLIError(message: error.description, code: 73) }
+        try CLIError.onDataError(code: 73) { () throws(DataError) in try AtomicFile.write(Data(text.utf8), to: output) }
         run.finish(samples: rows)
         print("wrote \(rows) scores to \(output)")
     }
@@ -298,13 +297,12 @@ enum ModelInput {
             var o = ConvertOptions(format: format, inputs: data, output: dir)
             o.onError = .fail
             o.fixedEncoder = encoder
-            do throws(DataError) { _ = try Converter.run(o) } catch { throw CLIError(message: error.description, code: 65) }
+            _ = try CLIError.onDataError(code: 65) { () throws(DataError) in try Converter.run(o) }
         } else {
             guard data.count == 1 else { throw ValidationError("--data takes one shard directory (or raw files with --format)") }
             dir = data[0]
         }
-        let ds: ShardDataset
-        do throws(DataError) { ds = try ShardDataset(directory: dir) } catch { throw CLIError(message: error.description, code: 66) }
+        let ds = try CLIError.openDataset(dir)
         guard checkpoint.model.config.tableSizes == ds.schema.sparse.map(\.cardinality) else {
             throw CLIError(message: "\(data.joined(separator: " ")) does not match the checkpoint's tables (converted with other options?)", code: 65)
         }

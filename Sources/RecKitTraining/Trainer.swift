@@ -184,7 +184,7 @@ public enum Trainer {
         let t0 = Date()
         var steps = position.step, seen = 0, lastLoss = Double.nan
         var lastReport = Date.distantPast
-        var best: (auc: Double, epoch: Int, snapshot: [[Float]])? = nil
+        var best: (auc: Double, epoch: Int, snapshot: [[Float]], metrics: BinaryMetrics)? = nil
         var epochsRun = 0
         let validating = trainRows < rows
         var stoppedEarly = false
@@ -230,9 +230,10 @@ public enum Trainer {
             position.epoch = epoch + 1
             position.rowInEpoch = 0
             if validating && o.earlyStoppingPatience > 0 {
-                let auc = try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool).auc ?? 0
+                let metrics = try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool)
+                let auc = metrics.auc ?? 0
                 if best == nil || auc > best!.auc {
-                    best = (auc, epoch + 1, Self.snapshot(model))
+                    best = (auc, epoch + 1, Self.snapshot(model), metrics)
                 } else if epoch + 1 - best!.epoch >= o.earlyStoppingPatience {
                     break
                 }
@@ -240,7 +241,8 @@ public enum Trainer {
         }
         let seconds = Date().timeIntervalSince(t0)
         if let best, best.epoch != epochsRun { Self.restore(model, best.snapshot) }
-        let validation = validating ? try evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool) : nil
+        // The kept epoch was already evaluated; evaluate only when early stopping did not run.
+        let validation = try best?.metrics ?? (validating ? evaluate(model, ds, rows: trainRows..<rows, batchSize: o.batchSize, pool: pool) : nil)
         let report = TrainReport(rowsTrained: seen, steps: steps, seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9),
                                  finalLoss: lastLoss, validation: validation, checkpoint: nil, epochs: epochsRun,
                                  bestEpoch: best?.epoch ?? epochsRun, position: position)

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // RecKit: a CPU recommendation engine. Module graph (one-way):
 //   RecKitCore ← RecKitKernels ← RecKitBenchmarks ← reckit (CLI);  RecKitCore ← RecKitData ← reckit
-//   CRecKitShims, CBLAS: thin C / system-library targets used only by RecKitKernels.
+//   CRecKitShims, CBLAS, CDNNL: thin C / system-library targets used only by RecKitKernels (CDNNL: oneDNN bf16, dlopen'ed).
 import PackageDescription
 
 /// Release builds get `-target-cpu` from `scripts/build.sh` on the command line, never here:
@@ -22,7 +22,8 @@ let package = Package(
         .target(name: "RecKitCore", exclude: ["README.md"]),
         .target(name: "CRecKitShims", exclude: ["README.md"]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS"], exclude: ["README.md"]),
+        .target(name: "CDNNL", exclude: ["README.md"], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS", "CDNNL"], exclude: ["README.md"]),
         .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
         .target(name: "RecKitCarbon", exclude: ["README.md"]),
         .target(name: "RecKitModels", dependencies: ["RecKitCore", "RecKitKernels"], exclude: ["README.md"]),

@@ -9,6 +9,7 @@ set -euo pipefail
 PACKAGES=(
   pkg-config          # locating system libraries
   libopenblas-dev     # GEMM (loaded at run time with the right kernel family; see BLASRuntime.swift)
+  libdnnl-dev         # oneDNN 2.6: bf16 matmul on AMX / AVX512-BF16 (headers at build time, dlopen'ed; BF16Runtime.swift)
 )
 
 if ! command -v swift >/dev/null 2>&1; then

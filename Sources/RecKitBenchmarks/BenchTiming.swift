@@ -36,6 +36,13 @@ public enum BenchTiming {
     }
 
     /// Peak resident set size of this process, MiB (getrusage; Linux reports KiB).
+    /// The q-quantile (0…1) of `xs`, nearest rank; NaN when empty.
+    public static func quantile(_ xs: [Double], _ q: Double) -> Double {
+        guard !xs.isEmpty else { return .nan }
+        let s = xs.sorted()
+        return s[min(s.count - 1, max(0, Int((q * Double(s.count)).rounded(.up)) - 1))]
+    }
+
     public static func peakRSSMiB() -> Double {
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)

@@ -44,14 +44,7 @@ public struct KernelBenchmark {
 
         // 1. Ceiling: large square sgemm with OpenBLAS's own threading.
         let s = config.squareSize
-        let a = AlignedBuffer((0..<(s * s)).map { _ in rng.nextUniform() })
-        let c = AlignedBuffer<Float>(count: s * s)
-        blas.setThreads(config.threads)
-        let squareTimes = BenchTiming.measure(blocks: config.blocks) {
-            blas.sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(s), Int32(s), Int32(s), 1, a.pointer, Int32(s),
-                       a.pointer, Int32(s), 0, c.pointer, Int32(s))
-        }
-        let peak = 2 * Double(s) * Double(s) * Double(s) / BenchTiming.median(squareTimes) / 1e9
+        let peak = Ceilings.sgemm(blas, size: s, threads: config.threads, blocks: config.blocks, rng: &rng)
         log(String(format: "sgemm %dx%dx%d (OpenBLAS %@, %d threads): %.1f GFLOP/s", s, s, s, blas.coreName, config.threads, peak))
 
         // 2. MLPs (bottom 13-512-256-64-16, top 367-512-256-1), forward + backward, vs the same raw GEMMs.
@@ -61,6 +54,7 @@ public struct KernelBenchmark {
             for i in 0..<l.gradOutput.count { l.gradOutput.pointer[i] = rng.nextUniform() - 0.5 }
         }
         let mlpFlops = bottom.flops + top.flops
+        blas.setThreads(config.threads)
         let rawTimes = BenchTiming.measure(blocks: config.blocks) { bottom.rawGEMMs(blas); top.rawGEMMs(blas) }
         blas.setThreads(1)
         var failure: Error?

@@ -20,6 +20,7 @@ public struct ModelBenchmark {
         /// Caps every table (smoke runs); nil = the real Kaggle sizes (33.8M rows).
         public var tableCap: Int?
         public var optimizer = "rowwise_adagrad"
+        public var precision = Precision.fp32
         public var blocks = 5
         public var seed: UInt64 = 1
         public init(train: Bool, threads: Int) { self.train = train; self.threads = threads }
@@ -39,6 +40,14 @@ public struct ModelBenchmark {
         public var distribution: String
         public var optimizer: String
         public var tableRows: Int
+        /// MLP GEMM work (forward, + backward when training) per second of the MLP phases.
+        public var mlpGflops: Double
+        /// Per-iteration (one batch) latency percentiles over a separate run of up to 1.5 s / 3,000 iterations.
+        public var latencyP50Ms: Double
+        public var latencyP99Ms: Double
+        /// Large-square sgemm (OpenBLAS, same threads) measured in the same run.
+        public var sgemmCeilingGflops: Double?
+        public var mlpVsSgemmCeiling: Double?
         public var machine: MachineInfo
 
         enum CodingKeys: String, CodingKey {
@@ -50,6 +59,11 @@ public struct ModelBenchmark {
             case energyMethod = "energy_method"
             case batchSize = "batch_size"
             case tableRows = "table_rows"
+            case mlpGflops = "mlp_gflops"
+            case latencyP50Ms = "latency_p50_ms"
+            case latencyP99Ms = "latency_p99_ms"
+            case sgemmCeilingGflops = "sgemm_ceiling_gflops"
+            case mlpVsSgemmCeiling = "mlp_vs_sgemm_ceiling"
         }
     }
 
@@ -61,8 +75,14 @@ public struct ModelBenchmark {
         let c = config
         let tables = SynthOptions.kaggleCardinalities.map { n in c.tableCap.map { min(n, $0) } ?? n }
         let dlrm = DLRMConfig.criteoKaggle(tableSizes: tables)
+        var ceilingRNG = SeededRandom(seed: c.seed ^ 0xCE)
+        let ceiling = BLASRuntime.available.map {
+            Ceilings.sgemm($0, size: 2048, threads: c.threads, blocks: c.blocks, rng: &ceilingRNG)
+        }
+        if let ceiling { log(String(format: "sgemm ceiling (2048³, OpenBLAS, %d threads): %.1f GFLOP/s", c.threads, ceiling)) }
         log("building DLRM: \(tables.reduce(0, +)) embedding rows (\(String(format: "%.2f", Double(tables.reduce(0, +) * 64) / 1e9)) GB)")
         let model = DLRM(config: dlrm, maxBatch: c.batch, maxIndicesPerTable: c.batch, seed: c.seed)
+        model.precision = c.precision
         let pool = ThreadPool(threads: c.threads)
         let sgd = c.optimizer == "sgd"
         let dense = DenseOptimizer(kind: sgd ? .sgd : .adagrad)
@@ -107,12 +127,41 @@ public struct ModelBenchmark {
         let energy = try tracker.finish(samples: iterations * c.batch, writeLedger: false)
         if let failure { throw failure }
         let perIter = BenchTiming.median(times)
+        model.phaseClock = nil
+        var latencies: [Double] = []
+        let latencyStart = BenchTiming.now()
+        while latencies.count < 3000 && (latencies.count < 20 || BenchTiming.now() - latencyStart < 1.5) {
+            let t0 = BenchTiming.now()
+            iteration()
+            latencies.append(BenchTiming.now() - t0)
+        }
+        if let failure { throw failure }
+        let phases = model.phaseSeconds.mapValues { $0 * 1e3 / Double(max(iterations, 1)) }
+        let mlpMs = ["bottom_mlp", "top_mlp", "bottom_mlp_backward", "top_mlp_backward"].reduce(0) { $0 + (phases[$1] ?? 0) }
+        let mlpGF = Self.mlpFlops(dlrm, batch: c.batch, train: c.train) / (mlpMs / 1e3) / 1e9
         log(String(format: "%@: %.0f samples/s, %.2f ms/iter", c.train ? "train" : "infer", Double(c.batch) / perIter, perIter * 1e3))
         return Report(mode: c.train ? "train" : "infer", samplesPerSecond: Double(c.batch) / perIter, msPerIter: perIter * 1e3,
-                      phases: model.phaseSeconds.mapValues { $0 * 1e3 / Double(max(iterations, 1)) },
+                      phases: phases,
                       peakRSSMiB: BenchTiming.peakRSSMiB(), joulesPer1k: energy.joulesPer1kSamples ?? .nan,
-                      energyMethod: energy.method.rawValue, batchSize: c.batch, threads: c.threads, precision: "fp32",
+                      energyMethod: energy.method.rawValue, batchSize: c.batch, threads: c.threads, precision: c.precision.rawValue,
                       distribution: c.distribution, optimizer: sgd ? "sgd" : "rowwise_adagrad+adagrad",
-                      tableRows: tables.reduce(0, +), machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName))
+                      tableRows: tables.reduce(0, +), mlpGflops: mlpGF,
+                      latencyP50Ms: BenchTiming.quantile(latencies, 0.5) * 1e3, latencyP99Ms: BenchTiming.quantile(latencies, 0.99) * 1e3, sgemmCeilingGflops: ceiling,
+                      mlpVsSgemmCeiling: ceiling.map { mlpGF / $0 }, machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName))
+    }
+
+    /// GEMM FLOPs of both MLPs per batch: 2·B·K·N per layer forward; backward adds dW (same) and dX (same, except
+    /// the bottom MLP's first layer, whose input gradient is not needed).
+    static func mlpFlops(_ c: DLRMConfig, batch: Int, train: Bool) -> Double {
+        func stack(_ sizes: [Int], needsInputGrad: Bool) -> Double {
+            var total = 0.0
+            for i in 0..<(sizes.count - 1) {
+                let f = 2 * Double(batch) * Double(sizes[i]) * Double(sizes[i + 1])
+                total += train ? f * ((i > 0 || needsInputGrad) ? 3 : 2) : f
+            }
+            return total
+        }
+        return stack([c.denseCount] + c.bottomHidden + [c.embeddingDim], needsInputGrad: false)
+            + stack([c.interactionWidth] + c.topHidden + [1], needsInputGrad: true)
     }
 }

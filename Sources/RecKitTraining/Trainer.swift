@@ -37,6 +37,8 @@ public struct TrainOptions: Sendable {
     public var crossLayers = 3
     public var crossRank: Int?
     public var crossParallel = false
+    /// Precision of the MLP GEMMs: fp32, or bf16 mixed precision (fp32 master weights; needs oneDNN).
+    public var precision = Precision.fp32
 
     public init() {}
 
@@ -44,13 +46,14 @@ public struct TrainOptions: Sendable {
     /// epochs, batch_size, learning_rate, dense_optimizer, sparse_optimizer, sparse_learning_rate,
     /// validation_fraction, shuffle_buffer, seed, embedding_dim, bottom_hidden, top_hidden,
     /// early_stopping_patience, warmup_steps, lr_decay_per_epoch, clip_norm, embedding_l2, cross_layers,
-    /// cross_rank, cross_parallel.
+    /// cross_rank, cross_parallel, precision ("fp32" | "bf16").
     public struct File: Codable, Sendable {
         public var epochs: Int?, batch_size: Int?, learning_rate: Float?, dense_optimizer: DenseOptimizerKind?
         public var sparse_optimizer: SparseOptimizerKind?, sparse_learning_rate: Float?, validation_fraction: Double?
         public var shuffle_buffer: Int?, seed: UInt64?, embedding_dim: Int?, bottom_hidden: [Int]?, top_hidden: [Int]?
         public var early_stopping_patience: Int?, warmup_steps: Int?, lr_decay_per_epoch: Float?, clip_norm: Float?
         public var embedding_l2: Float?, cross_layers: Int?, cross_rank: Int?, cross_parallel: Bool?
+        public var precision: Precision?
     }
 
     /// Applies a config file over these options.
@@ -75,6 +78,7 @@ public struct TrainOptions: Sendable {
         if let v = f.cross_layers { crossLayers = max(1, v) }
         if let v = f.cross_rank { crossRank = v }
         if let v = f.cross_parallel { crossParallel = v }
+        if let v = f.precision { precision = v }
     }
 
     /// Reads a JSON config file, refusing unknown keys with their names.
@@ -175,6 +179,7 @@ public enum Trainer {
             throw DataError.invalidOptions("unknown model '\(kind)'")
         }
         let model = fresh
+        model.precision = o.precision
         let optimizer = resume?.1 ?? DenseOptimizer(kind: o.denseOptimizer)
         if let r = resume?.0, r.config != config || r.maxBatch < o.batchSize {
             throw DataError.invalidOptions("the checkpoint's model does not match this dataset and batch size")

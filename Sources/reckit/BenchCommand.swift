@@ -108,8 +108,8 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Batch size (default 2048).")
     var batchSize = 2048
 
-    @Option(name: .long, help: "fp32 (bf16 is not available in this build).")
-    var precision = "fp32"
+    @Option(name: .long, help: "MLP GEMM precision: fp32 or bf16 (mixed precision on oneDNN: AMX / AVX512-BF16).")
+    var precision = Precision.fp32
 
     @Option(name: .long, help: "Id distribution: uniform or zipf.")
     var ids = "uniform"
@@ -118,12 +118,13 @@ struct ModelBenchOptions: ParsableArguments {
     var tableCap: Int?
 
     func config(train: Bool, threads: Int) throws -> ModelBenchmark.Config {
-        guard precision == "fp32" else { throw ValidationError("--precision \(precision) is not available in this build (fp32 only)") }
+        try checkPrecision(precision)
         guard ids == "uniform" || ids == "zipf" else { throw ValidationError("--ids must be uniform or zipf") }
         var c = ModelBenchmark.Config(train: train, threads: threads)
         c.batch = max(1, batchSize)
         c.distribution = ids
         c.tableCap = tableCap
+        c.precision = precision
         return c
     }
 }
@@ -164,8 +165,11 @@ struct BenchInfer: ParsableCommand {
 enum ModelBenchSummary {
     static func emit(_ r: ModelBenchmark.Report, json: Bool) throws {
         if json { try printJSON(r); return }
-        print(String(format: "DLRM %@ (%@ ids, batch %d, %d threads, %@): %.0f samples/s, %.2f ms/iter, %.2f J/1k samples (%@), peak RSS %.0f MiB",
-                     r.mode, r.distribution, r.batchSize, r.threads, r.optimizer, r.samplesPerSecond, r.msPerIter, r.joulesPer1k, r.energyMethod, r.peakRSSMiB))
+        print(String(format: "DLRM %@ (%@, %@ ids, batch %d, %d threads, %@): %.0f samples/s, %.2f ms/iter, %.2f J/1k samples (%@), peak RSS %.0f MiB",
+                     r.mode, r.precision, r.distribution, r.batchSize, r.threads, r.optimizer, r.samplesPerSecond, r.msPerIter, r.joulesPer1k, r.energyMethod, r.peakRSSMiB))
+        print(String(format: "  latency per batch: p50 %.3f ms, p99 %.3f ms", r.latencyP50Ms, r.latencyP99Ms))
+        print(String(format: "  MLP GEMMs %.1f GFLOP/s%@", r.mlpGflops,
+                     r.sgemmCeilingGflops.map { String(format: " = %.2f × the sgemm ceiling (%.1f GFLOP/s, same run)", r.mlpGflops / $0, $0) } ?? ""))
         for (k, v) in r.phases.sorted(by: { $0.value > $1.value }) {
             print("  " + k.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%7.2f ms/iter", v))
         }

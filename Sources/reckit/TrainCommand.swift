@@ -8,6 +8,13 @@ import RecKitTraining
 
 extension DenseOptimizerKind: ExpressibleByArgument {}
 extension SparseOptimizerKind: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+
+/// Refuses bf16 where it cannot run natively, with oneDNN's reason (never a silent slow fallback).
+func checkPrecision(_ p: Precision?) throws {
+    guard p == .bf16 else { return }
+    guard BF16Runtime.isAvailable else { throw ValidationError("--precision bf16 is unavailable: \(BF16Runtime.status)") }
+}
 
 /// Model families `reckit train` accepts; only DLRM is available in this build.
 enum ModelKind: String, ExpressibleByArgument, CaseIterable { case lr, fm, dlrm, dcnv2 }
@@ -92,6 +99,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(name: .long, help: "DCNv2: parallel cross and deep networks (default stacked).")
     var parallel = false
 
+    @Option(name: .long, help: "MLP GEMM precision: fp32 (default) or bf16 (mixed precision, fp32 master weights; oneDNN AMX/AVX512-BF16).")
+    var precision: Precision?
+
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -142,6 +152,8 @@ struct TrainCommand: ParsableCommand {
         if let crossLayers { o.crossLayers = max(1, crossLayers) }
         o.crossRank = lowRank
         o.crossParallel = parallel
+        if let precision { o.precision = precision }
+        try checkPrecision(o.precision)
         var resumeState: ((any CTRModel), DenseOptimizer, TrainPosition)?
         if let resume {
             do throws(CheckpointError) {

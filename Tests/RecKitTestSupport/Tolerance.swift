@@ -20,6 +20,12 @@ public struct Tolerance: Sendable, CustomStringConvertible {
         Tolerance(rtol: 2e-5 * Double(max(k, 1)).squareRoot(), atol: 1e-5 * Double(max(k, 1)).squareRoot(),
                   reason: "BLAS blocking/FMA over K=\(k)")
     }
+    /// bf16 mixed precision against fp32: every GEMM input rounded to 8 significant bits (relative error ≤ 2⁻⁹ per
+    /// operand), errors of random sign adding up over K terms of magnitude ≲ `scale`.
+    public static func bf16Rounding(k: Int, scale: Double = 1) -> Tolerance {
+        Tolerance(rtol: 1.0 / 128, atol: scale * Double(max(k, 1)).squareRoot() / 128,
+                  reason: "bf16 inputs (8-bit significand) over K=\(k)")
+    }
     /// Vectorised exp (≈ 2 ulp) against libm.
     public static let simdExp = Tolerance(rtol: 3e-6, atol: 1e-7, reason: "polynomial exp vs libm")
     /// Central finite differences in Float32 against analytic gradients.

@@ -96,6 +96,7 @@ def main():
     for name in runs:
         out[f"{name}_sps"] = med(name)
         out[f"{name}_peak_rss_mb"] = med(name, "peak_rss_mb")
+        out[f"{name}_p99_ms"] = med(name, "latency_p99_ms")
         if name in errors:
             out[f"{name}_error"] = errors[name]
     if out["reckit_sps"] is None:

@@ -21,6 +21,35 @@ public enum Kernels {
         KernelRegistry.linearBackward.active(a, pool)
     }
 
+    /// `linearForward` in mixed precision (`Precision.bf16`): GEMM inputs rounded to bf16, fp32 accumulation,
+    /// bias and activation in fp32. Keeps the bf16 X and W in `scratch` for `linearBackwardBF16`.
+    public static func linearForwardBF16(_ a: LinearForwardArguments, scratch: BF16Scratch, pool: ThreadPool) throws(KernelError) {
+        try a.validate()
+        KernelRegistry.bf16LinearForward.active(a, scratch, pool)
+    }
+
+    /// `linearBackward` in mixed precision, after `linearForwardBF16` on the same input/weights and scratch.
+    public static func linearBackwardBF16(_ a: LinearBackwardArguments, scratch: BF16Scratch, pool: ThreadPool) throws(KernelError) {
+        try a.validate()
+        KernelRegistry.bf16LinearBackward.active(a, scratch, pool)
+    }
+
+    /// C (+)= op(A)·op(B) with bf16 A, B and fp32 C.
+    public static func bf16GEMM(_ g: BF16GEMMArguments) throws(KernelError) {
+        try g.validate()
+        KernelRegistry.bf16GEMM.active(g)
+    }
+
+    /// fp32 → bf16 bits (round to nearest even; NaN stays NaN).
+    public static func toBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+        KernelRegistry.toBF16.active(src, dst, count)
+    }
+
+    /// bf16 bits → fp32.
+    public static func fromBF16(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+        KernelRegistry.fromBF16.active(src, dst, count)
+    }
+
     /// y = act(x) elementwise over `count` floats; `y` may be `x`.
     public static func activationForward(_ act: Activation, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int) {
         KernelRegistry.activationForward.active(act, x, y, count)

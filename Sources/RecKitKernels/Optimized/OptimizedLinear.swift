@@ -76,22 +76,8 @@ enum OptimizedLinear {
     static func backward(_ a: LinearBackwardArguments, pool: ThreadPool) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if n == 0 { return }
-        // 1. dZ = dY ⊙ act′(Y) in place, with per-chunk column sums of dZ for db.
-        let chunks = ThreadPool.split(m, into: min(reductionChunks, max(m, 1)))
-        let partial = AlignedBuffer<Float>(count: chunks.count * n)
-        let pp = SendablePointer(partial.pointer)
-        pool.parallelFor(chunks.count) { t in
-            let sums = pp.base + t * n
-            for i in chunks[t] {
-                let gy = a.gradOutput.row(i), y = a.output.row(i)
-                OptimizedActivation.backwardRow(a.activation, y, gy, n)
-                OptimizedActivation.addRow(gy, into: sums, n)
-            }
-        }
-        if let db = a.gradBias {
-            if !a.accumulate { db.update(repeating: 0, count: n) }
-            for t in 0..<chunks.count { OptimizedActivation.addRow(partial.pointer + t * n, into: db, n) }
-        }
+        // 1. dZ = dY ⊙ act′(Y) in place, and db.
+        activationGradientAndBias(a, pool: pool)
         // 2. dW (+)= dZᵀ·X.
         if n == 1 {
             gradWeightGEMV(a, pool: pool)
@@ -112,6 +98,26 @@ enum OptimizedLinear {
             OptimizedGEMM.gemm(GEMMArguments(transA: .none, transB: .none, m: m, n: k, k: n,
                                              a: a.gradOutput.base, lda: a.gradOutput.rowStride,
                                              b: a.weight, ldb: k, beta: 0, c: gi.base, ldc: gi.rowStride), pool: pool)
+        }
+    }
+
+    /// dZ = dY ⊙ act′(Y) in place (B × N), and db (+)= Σ_rows dZ from per-chunk column sums in chunk order.
+    static func activationGradientAndBias(_ a: LinearBackwardArguments, pool: ThreadPool) {
+        let m = a.input.rows, n = a.output.columns
+        let chunks = ThreadPool.split(m, into: min(reductionChunks, max(m, 1)))
+        let partial = AlignedBuffer<Float>(count: chunks.count * n)
+        let pp = SendablePointer(partial.pointer)
+        pool.parallelFor(chunks.count) { t in
+            let sums = pp.base + t * n
+            for i in chunks[t] {
+                let gy = a.gradOutput.row(i), y = a.output.row(i)
+                OptimizedActivation.backwardRow(a.activation, y, gy, n)
+                OptimizedActivation.addRow(gy, into: sums, n)
+            }
+        }
+        if let db = a.gradBias {
+            if !a.accumulate { db.update(repeating: 0, count: n) }
+            for t in 0..<chunks.count { OptimizedActivation.addRow(partial.pointer + t * n, into: db, n) }
         }
     }
 

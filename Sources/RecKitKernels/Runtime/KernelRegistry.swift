@@ -53,11 +53,33 @@ public typealias EmbeddingBagBackwardKernel = @Sendable (EmbeddingTableView, Uns
 public typealias TableBatchForwardKernel = @Sendable (TableBatch, PoolingMode, MatrixView, ThreadPool) -> KernelError?
 /// (batch, per-table optimizer states, mode, gradOutput, update, workspace, pool)
 public typealias TableBatchBackwardKernel = @Sendable (TableBatch, [UnsafeMutableBufferPointer<Float>], PoolingMode, MatrixView, SparseUpdate, EmbeddingBackwardWorkspace, ThreadPool) -> KernelError?
+/// (src, dst, count): fp32 → bf16 bits, round to nearest even.
+public typealias BF16ConvertKernel = @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<UInt16>, Int) -> Void
+/// (src, dst, count): bf16 bits → fp32 (exact).
+public typealias BF16WidenKernel = @Sendable (UnsafePointer<UInt16>, UnsafeMutablePointer<Float>, Int) -> Void
+public typealias BF16GEMMKernel = @Sendable (BF16GEMMArguments) -> Void
+public typealias BF16LinearForwardKernel = @Sendable (LinearForwardArguments, BF16Scratch, ThreadPool) -> Void
+public typealias BF16LinearBackwardKernel = @Sendable (LinearBackwardArguments, BF16Scratch, ThreadPool) -> Void
 public typealias InteractionForwardKernel = @Sendable (InteractionArguments, MatrixView, ThreadPool) -> KernelError?
 public typealias InteractionBackwardKernel = @Sendable (InteractionArguments, MatrixView, MatrixView, ThreadPool) -> KernelError?
 
 /// The one table of kernels: dispatch (`.active`), tests (both variants) and benchmarks all read it.
 public enum KernelRegistry {
+    public static let toBF16 = KernelPair<BF16ConvertKernel>(
+        name: "to_bf16", summary: "fp32 → bf16, round to nearest even (SIMD integer)",
+        reference: { ReferenceBF16.toBF16($0, $1, $2) }, optimized: { OptimizedBF16.toBF16($0, $1, $2) })
+    public static let fromBF16 = KernelPair<BF16WidenKernel>(
+        name: "from_bf16", summary: "bf16 → fp32",
+        reference: { ReferenceBF16.fromBF16($0, $1, $2) }, optimized: { OptimizedBF16.fromBF16($0, $1, $2) })
+    public static let bf16GEMM = KernelPair<BF16GEMMKernel>(
+        name: "bf16_gemm", summary: "C (+)= op(A)op(B), bf16 in, fp32 accumulate (oneDNN: AMX / AVX512-BF16)",
+        reference: { ReferenceBF16.gemm($0) }, optimized: { OptimizedBF16.gemm($0) })
+    public static let bf16LinearForward = KernelPair<BF16LinearForwardKernel>(
+        name: "linear_forward_bf16", summary: "Y = act(bf16(X)·bf16(W)ᵀ + b), fp32 accumulate and epilogue",
+        reference: { ReferenceBF16.linearForward($0, $1, pool: $2) }, optimized: { OptimizedBF16.linearForward($0, $1, pool: $2) })
+    public static let bf16LinearBackward = KernelPair<BF16LinearBackwardKernel>(
+        name: "linear_backward_bf16", summary: "dZ, db in fp32; dW, dX from bf16 GEMMs",
+        reference: { ReferenceBF16.linearBackward($0, $1, pool: $2) }, optimized: { OptimizedBF16.linearBackward($0, $1, pool: $2) })
     public static let gemm = KernelPair<GEMMKernel>(
         name: "gemm", summary: "C = αop(A)op(B) + βC (OpenBLAS, pool-partitioned)",
         reference: { ReferenceDense.gemm($0, pool: $1) }, optimized: { OptimizedGEMM.gemm($0, pool: $1) })

@@ -28,6 +28,8 @@ public final class ThreadPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
+    /// Set while `withWorkersParked` runs: idle workers go to sleep at once instead of spinning/yielding.
+    private let parked = Atomic<Bool>(false)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var workers: [pthread_t] = []
@@ -104,6 +106,14 @@ public final class ThreadPool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
+    /// Runs `body` on the caller while this pool's idle workers sleep instead of spinning or yielding, so another
+    /// runtime's threads (oneDNN's OpenMP team) get the cores to themselves. The next `parallelFor` wakes them.
+    public func withWorkersParked<T>(_ body: () throws -> T) rethrows -> T {
+        parked.store(true, ordering: .relaxed)
+        defer { parked.store(false, ordering: .relaxed) }
+        return try body()
+    }
+
     /// Splits `0..<total` into at most `parts` contiguous chunks of at least `minChunk` and runs
     /// `body(range)` on each in parallel. Chunk boundaries depend only on the arguments (deterministic).
     public func parallelChunks(_ total: Int, parts: Int? = nil, minChunk: Int = 1,
@@ -145,9 +155,10 @@ public final class ThreadPool: @unchecked Sendable {
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                if spins < Self.spinLimit {
+                let spinning = !parked.load(ordering: .relaxed)
+                if spinning && spins < Self.spinLimit {
                     reckit_cpu_relax()
-                } else if spins < Self.spinLimit + Self.yieldLimit {
+                } else if spinning && spins < Self.spinLimit + Self.yieldLimit {
                     sched_yield()
                 } else {
                     pthread_mutex_lock(mutex)

@@ -10,6 +10,10 @@ public final class Linear: @unchecked Sendable {
     public let bias: AlignedBuffer<Float>
     public let gradWeight: AlignedBuffer<Float>
     public let gradBias: AlignedBuffer<Float>
+    /// fp32, or bf16 mixed precision for the GEMMs (fp32 master weights; see `Precision`).
+    public var precision: Precision = .fp32
+    /// bf16 copies of X, W and dZ kept between forward and backward in bf16 mode.
+    private let bf16 = BF16Scratch()
 
     /// Weights ~ U(−√(1/K), √(1/K)) (PyTorch's default for Linear), bias likewise.
     public init(_ k: Int, _ n: Int, activation: Activation, rng: inout SeededRandom) {
@@ -24,16 +28,24 @@ public final class Linear: @unchecked Sendable {
 
     /// output (B × N) = act(input (B × K) · Wᵀ + b).
     public func forward(_ input: MatrixView, _ output: MatrixView, pool: ThreadPool) throws(KernelError) {
-        try Kernels.linearForward(LinearForwardArguments(input: input, weight: weight.pointer, bias: bias.pointer,
-                                                         output: output, activation: activation), pool: pool)
+        let args = LinearForwardArguments(input: input, weight: weight.pointer, bias: bias.pointer, output: output,
+                                          activation: activation)
+        switch precision {
+        case .fp32: try Kernels.linearForward(args, pool: pool)
+        case .bf16: try Kernels.linearForwardBF16(args, scratch: bf16, pool: pool)
+        }
     }
 
     /// From gradOutput (B × N, overwritten by dZ): accumulates dW, db; writes dX (B × K) when asked.
     public func backward(_ input: MatrixView, _ output: MatrixView, gradOutput: MatrixView, gradInput: MatrixView?,
                          pool: ThreadPool) throws(KernelError) {
-        try Kernels.linearBackward(LinearBackwardArguments(
+        let args = LinearBackwardArguments(
             input: input, weight: weight.pointer, output: output, gradOutput: gradOutput, gradInput: gradInput,
-            gradWeight: gradWeight.pointer, gradBias: gradBias.pointer, activation: activation, accumulate: true), pool: pool)
+            gradWeight: gradWeight.pointer, gradBias: gradBias.pointer, activation: activation, accumulate: true)
+        switch precision {
+        case .fp32: try Kernels.linearBackward(args, pool: pool)
+        case .bf16: try Kernels.linearBackwardBF16(args, scratch: bf16, pool: pool)
+        }
     }
 
     public func zeroGrad() { gradWeight.fill(0); gradBias.fill(0) }
@@ -93,5 +105,10 @@ public final class MLP: @unchecked Sendable {
     }
 
     public func zeroGrad() { for l in layers { l.zeroGrad() } }
+    /// Precision of every layer's GEMMs.
+    public var precision: Precision {
+        get { layers[0].precision }
+        set { for l in layers { l.precision = newValue } }
+    }
     public var parameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { layers.flatMap(\.parameters) }
 }

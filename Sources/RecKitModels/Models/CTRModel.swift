@@ -17,6 +17,8 @@ public protocol CTRModel: AnyObject {
     var states: [AlignedBuffer<Float>] { get }
     func restoreStates(_ values: [[Float]])
     var lastLogits: [Float] { get }
+    /// Precision of the model's MLP GEMMs (models without MLPs ignore bf16: their work is embedding-bound).
+    var precision: Precision { get set }
 }
 
 extension DLRM: CTRModel {

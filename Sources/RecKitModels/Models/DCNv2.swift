@@ -174,6 +174,11 @@ public final class DCNv2: @unchecked Sendable {
         cross.flatMap { $0.flatMap(\.parameters) } + deep.parameters + (head?.parameters ?? [])
     }
     public func restoreStates(_ values: [[Float]]) { states = values.map { AlignedBuffer($0) } }
+    /// Precision of the deep tower's GEMMs (cross layers stay fp32).
+    public var precision: Precision {
+        get { deep.precision }
+        set { deep.precision = newValue }
+    }
     public var lastLogits: [Float] { Array(UnsafeBufferPointer(start: logits.pointer, count: batchSize)) }
     public var kind: String { "dcnv2" }
 }

@@ -107,6 +107,11 @@ public final class DLRM: @unchecked Sendable {
     }
 
     /// The logits of the last forward (B).
+    /// Precision of both MLPs' GEMMs (interaction, embeddings and the loss stay fp32).
+    public var precision: Precision {
+        get { bottom.precision }
+        set { bottom.precision = newValue; top.precision = newValue }
+    }
     public var lastLogits: [Float] { Array(UnsafeBufferPointer(start: logits.pointer, count: batchSize)) }
 
     /// Forward pass: returns the mean binary cross-entropy (labels in {0,1}).
@@ -153,10 +158,14 @@ public final class DLRM: @unchecked Sendable {
         let gradInterView = MatrixView(base: gradInter.pointer, rows: b, columns: config.interactionWidth)
         let gradFeatureView = MatrixView(base: gradFeatures.pointer, rows: b, columns: fd)
         let denseDim = config.denseCount
-        try timed("backward") { () throws(KernelError) in
+        try timed("top_mlp_backward") { () throws(KernelError) in
             try top.backward(interView, output: MatrixView(base: logits.pointer, rows: b, columns: 1),
                              gradOutput: MatrixView(base: gradLogits.pointer, rows: b, columns: 1), gradInput: gradInterView, pool: pool)
+        }
+        try timed("interaction_backward") { () throws(KernelError) in
             try Kernels.interactionBackward(interactionArguments, gradOutput: gradInterView, gradFeatures: gradFeatureView, pool: pool)
+        }
+        try timed("bottom_mlp_backward") { () throws(KernelError) in
             try dense.withUnsafeBufferPointer { (dp) throws(KernelError) in
                 let x = MatrixView(base: UnsafeMutablePointer(mutating: dp.baseAddress!), rows: b, columns: denseDim)
                 try bottom.backward(x, output: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd),

@@ -128,6 +128,11 @@ public final class FactorizationMachine: @unchecked Sendable {
     public func zeroGrad() { denseGrad.fill(0); biasGrad.fill(0) }
     public var denseParameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { [(denseWeight, denseGrad), (bias, biasGrad)] }
     public func restoreStates(_ values: [[Float]]) { states = values.map { AlignedBuffer($0) } }
+    /// No MLP: always fp32 (setting bf16 is accepted and has no effect).
+    public var precision: Precision {
+        get { .fp32 }
+        set {}
+    }
     public var lastLogits: [Float] { Array(UnsafeBufferPointer(start: logits.pointer, count: batchSize)) }
 }
 

@@ -1,0 +1,27 @@
+import CDNNL
+
+/// oneDNN's bf16 matmul (AMX tiles or AVX512-BF16 dot products, fp32 accumulation), loaded on first use.
+///
+/// Why oneDNN 2.6 (Debian `libdnnl-dev`) rather than RecKit's own AMX kernels: measured on this machine
+/// (`/tmp`-free C probe, 2 OpenMP threads, 2048×512×512) it reaches 290–380 GFLOP/s on the AMX path — 1.4–1.8×
+/// OpenBLAS's fp32 sgemm in the same conditions — for every shape and transpose the MLPs need, with primitives
+/// cached per shape. Debian's OpenBLAS exports no `sbgemm`. A hand-written AMX kernel (tile config, VNNI packing,
+/// ragged edges, three GEMM orientations) is the path to more; not done yet (see README, performance).
+///
+/// The library is `dlopen`ed (not linked): RecKit runs without it (fp32 only) and sets `OMP_WAIT_POLICY=PASSIVE`
+/// (unless the user set it) before libgomp starts, so idle OpenMP threads sleep instead of competing with
+/// RecKit's pool for the cores between GEMMs. oneDNN's OpenMP threads run the GEMM; the caller is one thread.
+public enum BF16Runtime {
+    /// True when bf16 matmul runs natively (oneDNN found, CPU with AMX or AVX512-BF16).
+    public static var isAvailable: Bool { reckit_dnnl_load() == 1 }
+    /// "oneDNN 2.6.3, avx512_core_amx", or why bf16 is unavailable.
+    public static var status: String { String(cString: reckit_dnnl_status()) }
+
+    /// C (m×n, fp32) = op(A)·op(B) (+ C), bf16 inputs. Returns a oneDNN status (0 = success).
+    @inline(__always)
+    static func gemm(_ g: BF16GEMMArguments) -> Int32 {
+        reckit_dnnl_bf16_gemm(g.transA == .transposed ? 1 : 0, g.transB == .transposed ? 1 : 0,
+                              Int64(g.m), Int64(g.n), Int64(g.k), g.a, Int64(g.lda), g.b, Int64(g.ldb),
+                              g.accumulate ? 1 : 0, g.c, Int64(g.ldc))
+    }
+}

@@ -17,6 +17,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(name: "RecKitCore", exclude: ["README.md"]),
@@ -29,16 +33,30 @@ let package = Package(
         .target(name: "RecKitModels", dependencies: ["RecKitCore", "RecKitKernels"], exclude: ["README.md"]),
         .target(name: "RecKitTraining", dependencies: ["RecKitCore", "RecKitKernels", "RecKitModels", "RecKitData", "CRecKitShims"],
                 exclude: ["README.md"]),
+        // Serving: batching, preprocessing and the inference thread (no HTTP), then the Hummingbird server on top.
+        .target(name: "RecKitServing", dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitTraining"],
+                exclude: ["README.md"]),
+        .target(
+            name: "RecKitServer",
+            dependencies: ["RecKitServing", "RecKitCarbon",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           .product(name: "Logging", package: "swift-log")],
+            exclude: ["README.md"]
+        ),
         .target(
             name: "RecKitBenchmarks",
             dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon",
-                           .product(name: "Logging", package: "swift-log")],
+                           "RecKitServing", "RecKitServer", .product(name: "Logging", package: "swift-log")],
             exclude: ["README.md"]
         ),
         .executableTarget(
             name: "reckit",
             dependencies: [
                 "RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels", "RecKitTraining",
+                "RecKitServing", "RecKitServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -56,5 +74,8 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["RecKitData", "RecKitModels", "RecKitKernels", "RecKitCore"]),
         .testTarget(name: "RecKitTrainingTests", dependencies: ["RecKitTraining", "RecKitModels", "RecKitData", "RecKitKernels", "RecKitCore"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
+        .testTarget(name: "RecKitServingTests", dependencies: ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels",
+                                                               "RecKitTraining", "RecKitCore", "RecKitTestSupport",
+                                                               .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]
 )

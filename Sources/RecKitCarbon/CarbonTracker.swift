@@ -149,6 +149,12 @@ public final class CarbonTracker: @unchecked Sendable {
     public func start() throws(EnergyError) { try meter.begin() }
 
     /// Ends the measurement, appends to the ledger, returns the record.
+    /// Running totals since `start()` without ending the run (long-lived processes: the server's /metrics).
+    public func snapshot() throws -> (joules: Double, operationalGrams: Double, embodiedGrams: Double, seconds: Double, method: EnergyMethod) {
+        let m = try meter.end()
+        return (m.energy.value, carbon.operational(m.energy).value, carbon.embodied(seconds: m.seconds).value, m.seconds, m.method)
+    }
+
     public func finish(samples: Int? = nil, writeLedger: Bool = true) throws -> RunRecord {
         let m = try meter.end()
         let record = RunRecord(

@@ -7,7 +7,7 @@ import RecKitKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report domain units against ceilings measured in the same run.",
-        subcommands: [BenchKernels.self, BenchData.self, BenchTrain.self, BenchInfer.self])
+        subcommands: [BenchKernels.self, BenchData.self, BenchTrain.self, BenchInfer.self, BenchServe.self])
 }
 
 struct BenchKernels: ParsableCommand {
@@ -173,5 +173,57 @@ enum ModelBenchSummary {
         for (k, v) in r.phases.sorted(by: { $0.value > $1.value }) {
             print("  " + k.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%7.2f ms/iter", v))
         }
+    }
+}
+
+struct BenchServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "HTTP serving: QPS and p50/p99/p999 for single-row and 64-row requests, vs a FastAPI + PyTorch server.")
+    @Option(name: .long, help: "Checkpoint to serve (default: a random-weight Criteo-layout DLRM, hash mode).")
+    var model: String?
+    @Option(name: .long, help: "Concurrent keep-alive connections (default 64).")
+    var connections = 64
+    @Option(name: .long, help: "Seconds per scenario after a 2 s warm-up (default 10).")
+    var duration = 10.0
+    @Option(name: .customLong("max-batch"), help: "Server max batch rows (default 256).")
+    var maxBatch = 256
+    @Option(name: .customLong("max-wait-us"), help: "Server max batching wait in µs (default 1000).")
+    var maxWaitMicros = 1_000
+    @Option(name: .long, help: "Python with fastapi, uvicorn and torch (default benchmarks/pytorch/.venv/bin/python).")
+    var python: String?
+    @Flag(name: .customLong("skip-python"), help: "Measure RecKit only.")
+    var skipPython = false
+    @Option(name: .customLong("work-dir"), help: "Where the generated model goes (default: a temp directory).")
+    var workDir: String?
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let log = CLILog.logger("reckit.bench")
+        try CLILog.checkEnvironment(log)
+        let dir = workDir ?? NSTemporaryDirectory() + "reckit-bench-serve-\(getpid())"
+        var c = ServeBenchmark.Config(workDir: dir, peerScript: "benchmarks/pytorch/serve_peer.py")
+        c.modelPath = model
+        c.connections = max(1, connections)
+        c.seconds = max(0.5, duration)
+        c.maxBatch = max(1, maxBatch)
+        c.maxWaitMicros = max(0, maxWaitMicros)
+        c.threads = common.resolvedThreads
+        if !skipPython {
+            let candidate = python ?? "benchmarks/pytorch/.venv/bin/python"
+            if FileManager.default.isExecutableFile(atPath: candidate) && FileManager.default.fileExists(atPath: c.peerScript) {
+                c.python = candidate
+            }
+        }
+        let r = try await ServeBenchmark(config: c, logger: log).run()
+        if workDir == nil { try? FileManager.default.removeItem(atPath: dir) }
+        if common.json { try printJSON(r); return }
+        for s in r.scenarios {
+            let py = s.python.map { String(format: "python %.0f req/s, p99 %.2f ms", $0.qps, $0.p99Ms) } ?? "python n/a"
+            print(String(format: "%@ (%d connections): reckit %.0f req/s (%.0f rows/s), p50 %.2f / p99 %.2f / p999 %.2f ms, %d errors; %@; ratio %@",
+                         s.name, r.connections, s.reckit.qps, s.reckit.rowsPerSecond, s.reckit.p50Ms, s.reckit.p99Ms, s.reckit.p999Ms,
+                         s.reckit.errors, py, s.qpsRatio.map { String(format: "%.1f×", $0) } ?? "n/a"))
+        }
+        if let e = r.pythonError { print("python: \(e)") }
     }
 }

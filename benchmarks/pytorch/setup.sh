@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
-.venv/bin/pip install --quiet torch numpy
+.venv/bin/pip install --quiet torch numpy fastapi uvicorn   # uvicorn + fastapi: serve_peer.py
 .venv/bin/python -c "import torch; print('.venv: torch', torch.__version__)"
 
 [[ -x .venv-torchrec/bin/python ]] || python3 -m venv .venv-torchrec

@@ -89,3 +89,37 @@ public struct FieldIssue: Error, Sendable {
     public var reason: String
     public init(column: Int, reason: String) { self.column = column; self.reason = reason }
 }
+
+/// Raw categorical tokens → the 64-bit raw keys the converters produce, for callers that receive one token at a
+/// time (serving): exactly the parsers' rules, so a served row is keyed as its training row was.
+public enum RawKeys {
+    /// `token` under `rawIDs` ("hex": ≤ 16 hex digits; "fnv1a64": FNV-1a of the bytes; "decimal": a
+    /// non-negative integer). Empty → 0 (missing, as in training). nil when the token is not valid for the scheme.
+    public static func key(_ token: String, rawIDs: String) -> UInt64? {
+        var t = token
+        return t.withUTF8 { (b: UnsafeBufferPointer<UInt8>) -> UInt64? in
+            guard let p = b.baseAddress, !b.isEmpty else { return 0 }
+            switch rawIDs {
+            case "hex":
+                guard b.count <= 16 else { return nil }
+                var v: UInt64 = 0
+                for c in b {
+                    let d: UInt8
+                    switch c {
+                    case 48...57: d = c - 48
+                    case 97...102: d = c - 87
+                    case 65...70: d = c - 55
+                    default: return nil
+                    }
+                    v = (v << 4) | UInt64(d)
+                }
+                return v
+            case "fnv1a64":
+                return FieldParsing.fnv1a(p, b.count)
+            default:
+                guard let v = FieldParsing.int64(p, b.count), v >= 0 else { return nil }
+                return UInt64(v)
+            }
+        }
+    }
+}

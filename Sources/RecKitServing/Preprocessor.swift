@@ -1,0 +1,282 @@
+import Foundation
+import RecKitData
+
+/// A batch of preprocessed rows, ready for a model: dense features (rows × denseWidth, already transformed) and, per
+/// sparse feature, the ids of every row (jagged: `lengths[f][row]` ids each, concatenated in row order).
+public struct PreparedRows: Sendable, Equatable {
+    public private(set) var count = 0
+    public let denseWidth: Int
+    public private(set) var dense: [Float] = []
+    public private(set) var ids: [[Int32]]
+    public private(set) var lengths: [[Int32]]
+
+    public init(denseWidth: Int, features: Int) {
+        self.denseWidth = denseWidth
+        ids = Array(repeating: [], count: features)
+        lengths = Array(repeating: [], count: features)
+    }
+
+    mutating func appendRow(dense d: [Float], ids rowIDs: [[Int32]]) {
+        dense += d
+        for f in 0..<ids.count {
+            ids[f] += rowIDs[f]
+            lengths[f].append(Int32(rowIDs[f].count))
+        }
+        count += 1
+    }
+
+    /// Appends `other`'s rows after these (batching requests together).
+    public mutating func append(_ other: PreparedRows) {
+        dense += other.dense
+        for f in 0..<ids.count { ids[f] += other.ids[f]; lengths[f] += other.lengths[f] }
+        count += other.count
+    }
+
+    /// Rows `range` as their own batch.
+    public func slice(_ range: Range<Int>) -> PreparedRows {
+        var out = PreparedRows(denseWidth: denseWidth, features: ids.count)
+        out.count = range.count
+        out.dense = Array(dense[(range.lowerBound * denseWidth)..<(range.upperBound * denseWidth)])
+        for f in 0..<ids.count {
+            let start = lengths[f][..<range.lowerBound].reduce(0) { $0 + Int($1) }
+            let n = lengths[f][range].reduce(0) { $0 + Int($1) }
+            out.ids[f] = Array(ids[f][start..<(start + n)])
+            out.lengths[f] = Array(lengths[f][range])
+        }
+        return out
+    }
+}
+
+/// The training-time preprocessing, applied to raw request rows: the checkpoint's `DatasetSchema` (dense transform,
+/// raw-id scheme, categorical mapping by hash, vocabulary or identity) and its saved vocabularies.
+///
+/// Accepted forms (see `docs/openapi.yaml`):
+/// * positional JSON `{"rows": [{"dense": [int|null × D], "categorical": [string|null × S]}]}`;
+/// * named JSON `{"instances": [{"I1": 3, "C1": "68fd1e64", ...}]}` — feature names from the schema, absent = missing;
+/// * TSV: Criteo test-format lines (39 tab-separated columns, no label), for Criteo-trained models.
+public final class Preprocessor: @unchecked Sendable {
+    public let schema: DatasetSchema
+    public let tableSizes: [Int]
+    private let encoder: CategoricalEncoder?
+    private let denseIndex: [String: Int]
+    private let sparseIndex: [String: Int]
+
+    public init(schema: DatasetSchema, vocabularies: [[UInt64]], tableSizes: [Int]) throws(RequestError) {
+        self.schema = schema
+        self.tableSizes = tableSizes
+        switch schema.preprocessing.categorical {
+        case .hash(let m): encoder = CategoricalEncoder(mode: .hash(modulo: m), featureCount: schema.sparse.count)
+        case .vocabulary(let k, _):
+            guard vocabularies.count == schema.sparse.count else {
+                throw RequestError(.unavailable, "the checkpoint lacks the vocabularies its preprocessing needs")
+            }
+            encoder = CategoricalEncoder(minCount: k, vocabularies: vocabularies)
+        case .identity: encoder = nil
+        }
+        denseIndex = Dictionary(uniqueKeysWithValues: schema.denseNames.enumerated().map { ($1, $0) })
+        sparseIndex = Dictionary(uniqueKeysWithValues: schema.sparse.enumerated().map { ($1.name, $0) })
+    }
+
+    public var denseWidth: Int { max(schema.denseNames.count, 1) }
+
+    // MARK: JSON
+
+    struct PositionalBody: Decodable { var rows: [PositionalRow] }
+    struct PositionalRow: Decodable { var dense: [JSONScalar?]?; var categorical: [JSONScalar?]? }
+    struct NamedBody: Decodable { var instances: [[String: JSONScalar?]] }
+
+    /// A JSON value as written: integers, other numbers and strings are kept apart so errors can say which was wrong.
+    enum JSONScalar: Decodable, Sendable {
+        case integer(Int64), number(Double), string(String)
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let i = try? c.decode(Int64.self) { self = .integer(i); return }
+            if let d = try? c.decode(Double.self) { self = .number(d); return }
+            if let s = try? c.decode(String.self) { self = .string(s); return }
+            throw DecodingError.typeMismatch(JSONScalar.self, .init(codingPath: decoder.codingPath,
+                                                                     debugDescription: "expected a number, a string or null"))
+        }
+    }
+
+    /// Parses a JSON body in the positional or the named form.
+    public func prepareJSON(_ body: [UInt8]) throws(RequestError) -> PreparedRows {
+        guard !body.isEmpty else { throw RequestError(.invalid, "empty body: send {\"rows\": [...]} or {\"instances\": [...]}") }
+        let data = Data(body)
+        let top: Any
+        do { top = try JSONSerialization.jsonObject(with: data) } catch {
+            let why = Self.reason(error)
+            // Syntactically a number, but not a finite float (1e999): a value problem, not a syntax one.
+            if why.contains("not representable") { throw RequestError(.invalid, "non-finite number in the body: \(why)") }
+            throw RequestError(.malformed, "body is not valid JSON: \(why)")
+        }
+        guard let object = top as? [String: Any] else {
+            throw RequestError(.invalid, "body must be a JSON object with \"rows\" or \"instances\"")
+        }
+        let decoder = JSONDecoder()
+        if object.keys.contains("rows") {
+            guard object.count == 1 else { throw RequestError(.invalid, "unexpected keys beside \"rows\": \(object.keys.filter { $0 != "rows" }.sorted())") }
+            let b: PositionalBody
+            do { b = try decoder.decode(PositionalBody.self, from: data) } catch { throw Self.decodingError(error) }
+            return try positional(b.rows)
+        }
+        if object.keys.contains("instances") {
+            guard object.count == 1 else { throw RequestError(.invalid, "unexpected keys beside \"instances\": \(object.keys.filter { $0 != "instances" }.sorted())") }
+            let b: NamedBody
+            do { b = try decoder.decode(NamedBody.self, from: data) } catch { throw Self.decodingError(error) }
+            return try named(b.instances)
+        }
+        throw RequestError(.invalid, "body must have \"rows\" (positional) or \"instances\" (named features); got keys \(object.keys.sorted())")
+    }
+
+    private func positional(_ rows: [PositionalRow]) throws(RequestError) -> PreparedRows {
+        guard !rows.isEmpty else { throw RequestError(.invalid, "empty batch: \"rows\" has no rows") }
+        var out = PreparedRows(denseWidth: denseWidth, features: schema.sparse.count)
+        let nd = schema.denseNames.count, ns = schema.sparse.count
+        for (r, row) in rows.enumerated() {
+            let dense = row.dense ?? []
+            let cats = row.categorical ?? []
+            guard dense.count == nd else { throw RequestError(.invalid, "rows[\(r)].dense has \(dense.count) values, the model expects \(nd)") }
+            var d: [Float] = []
+            d.reserveCapacity(denseWidth)
+            for (j, v) in dense.enumerated() { d.append(try denseValue(v, "rows[\(r)].dense[\(j)]")) }
+            if nd == 0 { d.append(0) }
+            guard cats.count == ns else { throw RequestError(.invalid, "rows[\(r)].categorical has \(cats.count) values, the model expects \(ns)") }
+            var ids: [[Int32]] = []
+            ids.reserveCapacity(ns)
+            for (f, v) in cats.enumerated() { ids.append([try sparseID(f, v, "rows[\(r)].categorical[\(f)]")]) }
+            out.appendRow(dense: d, ids: ids)
+        }
+        return out
+    }
+
+    private func named(_ instances: [[String: JSONScalar?]]) throws(RequestError) -> PreparedRows {
+        guard !instances.isEmpty else { throw RequestError(.invalid, "empty batch: \"instances\" has no rows") }
+        var out = PreparedRows(denseWidth: denseWidth, features: schema.sparse.count)
+        let nd = schema.denseNames.count, ns = schema.sparse.count
+        for (r, inst) in instances.enumerated() {
+            var dense = [JSONScalar?](repeating: nil, count: nd)
+            var cats = [JSONScalar?](repeating: nil, count: ns)
+            for (name, v) in inst {
+                if let j = denseIndex[name] { dense[j] = v }
+                else if let f = sparseIndex[name] { cats[f] = v }
+                else {
+                    throw RequestError(.invalid, "instances[\(r)]: unknown feature '\(name)' (the model's features: \(featureList))")
+                }
+            }
+            var d: [Float] = []
+            for j in 0..<nd { d.append(try denseValue(dense[j], "instances[\(r)].\(schema.denseNames[j])")) }
+            if nd == 0 { d.append(0) }
+            var ids: [[Int32]] = []
+            for f in 0..<ns { ids.append([try sparseID(f, cats[f], "instances[\(r)].\(schema.sparse[f].name)")]) }
+            out.appendRow(dense: d, ids: ids)
+        }
+        return out
+    }
+
+    private var featureList: String {
+        let names = schema.denseNames + schema.sparse.map(\.name)
+        return names.count > 8 ? "\(names.prefix(4).joined(separator: ", ")), …, \(names.suffix(2).joined(separator: ", "))"
+            : names.joined(separator: ", ")
+    }
+
+    /// Dense raw values are integer counts (Criteo); null = missing. Transformed exactly as in training.
+    private func denseValue(_ v: JSONScalar?, _ at: @autoclosure () -> String) throws(RequestError) -> Float {
+        switch v {
+        case nil: return PreprocessingSpec.transformDense(nil)
+        case .integer(let i)?: return PreprocessingSpec.transformDense(i)
+        case .number(let x)?:
+            if !x.isFinite { throw RequestError(.invalid, "\(at()): \(x) is not a finite number") }
+            throw RequestError(.invalid, "\(at()): expected an integer count, got \(x)")
+        case .string(let s)?:
+            throw RequestError(.invalid, "\(at()): expected an integer or null, got the string \"\(s.prefix(40))\"")
+        }
+    }
+
+    private func sparseID(_ f: Int, _ v: JSONScalar?, _ at: @autoclosure () -> String) throws(RequestError) -> Int32 {
+        let key: UInt64
+        switch v {
+        case nil: key = 0
+        case .string(let s)?:
+            guard let k = RawKeys.key(s, rawIDs: schema.preprocessing.rawIDs) else {
+                throw RequestError(.invalid, "\(at()): \"\(s.prefix(40))\" is not a valid \(schema.preprocessing.rawIDs) id")
+            }
+            key = k
+        case .integer(let i)?:
+            guard i >= 0 else { throw RequestError(.invalid, "\(at()): negative id \(i)") }
+            key = UInt64(i)
+        case .number(let x)?:
+            throw RequestError(.invalid, "\(at()): expected an id (string or integer), got \(x)")
+        }
+        return try encode(f, key, at())
+    }
+
+    @inline(__always) private func encode(_ f: Int, _ key: UInt64, _ at: @autoclosure () -> String) throws(RequestError) -> Int32 {
+        if let encoder { return encoder.encode(f, key) }
+        guard key < UInt64(tableSizes[f]) else {
+            throw RequestError(.invalid, "\(at()): id \(key) is out of range 0..<\(tableSizes[f]) (the model uses ids as given)")
+        }
+        return Int32(key)
+    }
+
+    // MARK: TSV
+
+    /// Criteo test-format lines (39 tab-separated columns: 13 integers, 26 hex ids; empty = missing). Blank lines
+    /// are skipped; a final newline is optional.
+    public func prepareTSV(_ body: [UInt8]) throws(RequestError) -> PreparedRows {
+        guard schema.source == "criteo" else {
+            throw RequestError(.invalid, "the TSV form is for Criteo-format models; this model was trained on \(schema.source) data (use JSON)")
+        }
+        var out = PreparedRows(denseWidth: denseWidth, features: schema.sparse.count)
+        var format = CriteoFormat()
+        let header = [UInt8](repeating: 9, count: 38)  // 38 tabs = the unlabeled (test-file) layout
+        _ = try? header.withUnsafeBufferPointer { try format.header($0, file: "request") }
+        var row = RawRow()
+        var lineNumber = 0
+        var start = 0
+        try body.withUnsafeBufferPointer { (b) throws(RequestError) in
+            while start < b.count {
+                var end = start
+                while end < b.count && b[end] != 10 { end += 1 }
+                lineNumber += 1
+                var stop = end
+                if stop > start && b[stop - 1] == 13 { stop -= 1 }  // CRLF
+                if stop > start {
+                    let line = UnsafeBufferPointer(rebasing: b[start..<stop])
+                    do throws(FieldIssue) { try format.parse(line, into: &row) } catch {
+                        throw RequestError(.invalid, "line \(lineNumber), column \(error.column): \(error.reason)")
+                    }
+                    var d: [Float] = row.dense.map { PreprocessingSpec.transformDense($0) }
+                    if d.isEmpty { d = [0] }
+                    var ids: [[Int32]] = []
+                    ids.reserveCapacity(row.categorical.count)
+                    for (f, k) in row.categorical.enumerated() { ids.append([try encode(f, k, "line \(lineNumber), C\(f + 1)")]) }
+                    out.appendRow(dense: d, ids: ids)
+                }
+                start = end + 1
+            }
+        }
+        guard out.count > 0 else { throw RequestError(.invalid, "empty batch: the TSV body has no lines") }
+        return out
+    }
+
+    // MARK: errors
+
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
+    }
+
+    static func decodingError(_ error: Error) -> RequestError {
+        func path(_ p: [CodingKey]) -> String {
+            p.reduce("") { s, k in k.intValue.map { s + "[\($0)]" } ?? (s.isEmpty ? k.stringValue : s + "." + k.stringValue) }
+        }
+        switch error as? DecodingError {
+        case .typeMismatch(_, let c)?, .valueNotFound(_, let c)?, .dataCorrupted(let c)?:
+            return RequestError(.invalid, "\(path(c.codingPath)): \(c.debugDescription)")
+        case .keyNotFound(let k, let c)?:
+            return RequestError(.invalid, "\(path(c.codingPath + [k])): missing")
+        default:
+            return RequestError(.malformed, "body could not be decoded: \(reason(error))")
+        }
+    }
+}

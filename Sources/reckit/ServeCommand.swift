@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RecKitCarbon
+import RecKitServer
+import RecKitServing
+
+/// `reckit serve`: the HTTP inference server (see docs/openapi.yaml).
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a checkpoint over HTTP: /v1/predict with dynamic batching, /healthz, /readyz, /metrics, /admin/reload.",
+        discussion: "SIGHUP (or POST /admin/reload) reloads the model without dropping requests; SIGTERM/SIGINT drain and stop.")
+
+    @Option(name: .long, help: "Checkpoint from `reckit train` or `reckit quantize`.")
+    var model: String
+
+    @Option(name: .long, help: "Address to bind (default 127.0.0.1).")
+    var host = "127.0.0.1"
+
+    @Option(name: .long, help: "Port (default 8080; 0 = any free port, printed at start).")
+    var port = 8080
+
+    @Option(name: .customLong("max-batch"), help: "Rows per inference batch (default 256).")
+    var maxBatch = 256
+
+    @Option(name: .customLong("max-wait-us"), help: "Longest a request waits for others to batch with, µs (default 1000).")
+    var maxWaitMicros = 1_000
+
+    @Option(name: .customLong("max-body-bytes"), help: "Larger request bodies get 413 (default 8 MiB).")
+    var maxBodyBytes = 8 << 20
+
+    @Option(name: .long, help: "Threads for the model's kernels (default: all online cores).")
+    var threads: Int?
+
+    @OptionGroup var carbon: CarbonOptions
+
+    func run() async throws {
+        let log = CLILog.logger("reckit.serve")
+        try CLILog.checkEnvironment(log)
+        var o = PredictionServer.Options()
+        o.host = host
+        o.port = port
+        o.maxBodyBytes = max(1, maxBodyBytes)
+        o.engine.maxBatch = max(1, maxBatch)
+        o.engine.maxWaitMicros = max(0, maxWaitMicros)
+        o.engine.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let tracker: CarbonTracker
+        do throws(CarbonError) {
+            tracker = try CarbonTracker(command: "serve", model: nil, settings: carbon.settings, coresUsed: o.engine.threads)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let server: PredictionServer
+        do { server = try PredictionServer(modelPath: model, options: o, carbon: tracker, logger: log) } catch {
+            throw CLIError(message: "cannot serve \(model): \(error)", code: 65)
+        }
+        let version = server.engine.model.version
+        let opts = o
+        try await server.run { channel in
+            let p = channel.localAddress?.port ?? opts.port
+            log.info("serving \(version) on http://\(opts.host):\(p) (max batch \(opts.engine.maxBatch), max wait \(opts.engine.maxWaitMicros) µs)")
+        }
+    }
+}

@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "RecKitTrainingTests", dependencies: ["RecKitTraining", "RecKitModels", "RecKitData", "RecKitKernels", "RecKitCore"]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
         .testTarget(name: "RecKitServingTests", dependencies: ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels",
-                                                               "RecKitTraining", "RecKitCore", "RecKitTestSupport",
+                                                               "RecKitTraining", "RecKitCore", "RecKitKernels", "RecKitTestSupport",
                                                                .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]
 )

@@ -104,9 +104,12 @@ public struct ServeBenchmark {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: python)
             p.arguments = [c.peerScript, "--port", String(peerPort), "--rows", String(c.hashRows), "--threads", String(c.threads)]
-            p.standardOutput = FileHandle.nullDevice
-            let err = Pipe()
-            p.standardError = err
+            // Output to a file, never an unread pipe: a full pipe would block the peer (and its exit).
+            let logPath = c.workDir + "/python-peer.log"
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            let logFile = FileHandle(forWritingAtPath: logPath)
+            p.standardOutput = logFile
+            p.standardError = logFile
             do {
                 try p.run()
                 if await Self.waitReady(port: peerPort, seconds: 120) {
@@ -120,11 +123,10 @@ public struct ServeBenchmark {
                         results[i].qpsRatio = r.qps > 0 ? results[i].reckit.qps / r.qps : nil
                     }
                 } else {
-                    pythonError = "the Python server did not become ready: " +
-                        String(decoding: err.fileHandleForReading.availableData.suffix(400), as: UTF8.self)
+                    let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                    pythonError = "the Python server did not become ready: " + String(log.suffix(400))
                 }
-                p.terminate()
-                p.waitUntilExit()
+                await Self.stop(p)
             } catch {
                 pythonError = "cannot start \(python): \(error)"
             }
@@ -182,6 +184,14 @@ public struct ServeBenchmark {
                                       sparseOptimizer: "rowwise_adagrad", seed: 1)
         try Checkpoint.save(model, optimizer: DenseOptimizer(kind: .adam), header: header, to: path)
         return path
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s; polls instead of `waitUntilExit` (which spins a run loop on Linux).
+    static func stop(_ p: Process) async {
+        p.terminate()
+        for _ in 0..<50 where p.isRunning { try? await Task.sleep(nanoseconds: 100_000_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        for _ in 0..<20 where p.isRunning { try? await Task.sleep(nanoseconds: 100_000_000) }
     }
 
     static func freePort() -> Int {

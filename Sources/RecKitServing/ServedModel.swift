@@ -27,7 +27,7 @@ public final class ServedModel: @unchecked Sendable {
         }
         let pre = try Preprocessor(schema: schema, vocabularies: vocabularies, tableSizes: model.config.tableSizes)
         let name = (path as NSString).lastPathComponent
-        return ServedModel(model: model, preprocessor: pre, version: "\(name)@step\(header.step)", path: path, maxBatch: maxBatch)
+        return ServedModel(model: model, preprocessor: pre, version: "\(name)@step\(header.step)" + (header.quantization.map { "+\($0.rawValue)" } ?? ""), path: path, maxBatch: maxBatch)
     }
 
     /// Click probabilities σ(logit) for `rows`, in order.

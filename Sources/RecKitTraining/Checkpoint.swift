@@ -1,5 +1,6 @@
 import CRecKitShims
 import Foundation
+import RecKitKernels
 import RecKitCore
 import RecKitData
 import RecKitModels
@@ -29,6 +30,9 @@ public struct CheckpointHeader: Codable, Sendable {
     public var seed: UInt64
     /// Where training stood (for `--resume`).
     public var position: TrainPosition?
+    /// Set for `reckit quantize` output: the tables are stored row-wise quantized ("qtable.i", raw bytes) and the
+    /// model is inference-only (no optimizer state is kept).
+    public var quantization: QuantizedDType?
 
     public init(model: String, dlrm: DLRMConfig, schema: DatasetSchema?, step: Int, rowsSeen: Int,
                 denseOptimizer: DenseOptimizerKind, sparseOptimizer: String, seed: UInt64, position: TrainPosition? = nil) {
@@ -51,10 +55,22 @@ public enum Checkpoint {
                             to path: String) throws(CheckpointError) {
         var tensors: [(String, UnsafeBufferPointer<Float>)] = []
         for (i, (p, _)) in model.denseParameters.enumerated() { tensors.append(("dense.\(i)", UnsafeBufferPointer(p.buffer))) }
-        for (i, t) in model.tables.enumerated() { tensors.append(("table.\(i)", UnsafeBufferPointer(t.buffer))) }
-        for (i, s) in model.states.enumerated() { tensors.append(("state.\(i)", UnsafeBufferPointer(s.buffer))) }
-        for (i, b) in optimizer.first.enumerated() { tensors.append(("opt.first.\(i)", UnsafeBufferPointer(b.buffer))) }
-        for (i, b) in optimizer.second.enumerated() { tensors.append(("opt.second.\(i)", UnsafeBufferPointer(b.buffer))) }
+        let quantized = header.quantization == nil ? [] : ((model as? DLRM)?.quantized ?? [])
+        if header.quantization != nil && quantized.isEmpty {
+            throw .invalid(path: path, reason: "header says quantized but the model has no quantized tables")
+        }
+        if quantized.isEmpty {
+            for (i, t) in model.tables.enumerated() { tensors.append(("table.\(i)", UnsafeBufferPointer(t.buffer))) }
+            for (i, s) in model.states.enumerated() { tensors.append(("state.\(i)", UnsafeBufferPointer(s.buffer))) }
+            for (i, b) in optimizer.first.enumerated() { tensors.append(("opt.first.\(i)", UnsafeBufferPointer(b.buffer))) }
+            for (i, b) in optimizer.second.enumerated() { tensors.append(("opt.second.\(i)", UnsafeBufferPointer(b.buffer))) }
+        } else {
+            // Quantized rows as raw bytes, padded to whole floats (the tensor format counts 4-byte values).
+            for (i, q) in quantized.enumerated() {
+                tensors.append(("qtable.\(i)", UnsafeBufferPointer(start: UnsafeRawPointer(q.data.pointer).assumingMemoryBound(to: Float.self),
+                                                                 count: min(q.data.count, (q.byteCount + 3) / 4 * 4) / 4)))
+            }
+        }
         var head = Data(magic)
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { head.append(contentsOf: $0) } }
         let json: Data
@@ -135,6 +151,7 @@ public enum Checkpoint {
             throw .invalid(path: path, reason: "header is not valid: \(error)")
         }
         var tensors: [String: [Float]] = [:]
+        var rawTables: [Int: Data] = [:]
         let count = Int(try u32())
         for _ in 0..<count {
             let name = String(decoding: try take(Int(try u32())), as: UTF8.self)
@@ -143,6 +160,7 @@ public enum Checkpoint {
             guard payload.withUnsafeBytes({ reckit_crc32c(0, $0.baseAddress, $0.count) }) == crc else {
                 throw .invalid(path: path, reason: "checksum mismatch in tensor \(name)")
             }
+            if name.hasPrefix("qtable."), let i = Int(name.dropFirst(7)) { rawTables[i] = payload; continue }
             tensors[name] = payload.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         }
         var vocabularies: [[UInt64]] = []
@@ -157,6 +175,26 @@ public enum Checkpoint {
             vocabularies.append(payload.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) })
         }
         guard off == data.count else { throw .invalid(path: path, reason: "\(data.count - off) unexpected trailing bytes") }
+        if let dtype = header.quantization {
+            guard header.model == "dlrm" else { throw .invalid(path: path, reason: "quantized \(header.model) checkpoints are not supported") }
+            let model = DLRM(config: header.dlrm, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable, seed: header.seed,
+                             allocateTables: false)
+            for (i, (p, _)) in model.denseParameters.enumerated() {
+                guard let t = tensors["dense.\(i)"], t.count == p.count else { throw .invalid(path: path, reason: "missing or mis-sized tensor dense.\(i)") }
+                t.withUnsafeBufferPointer { p.pointer.update(from: $0.baseAddress!, count: t.count) }
+            }
+            var qs: [QuantizedTable] = []
+            for (i, rows) in header.dlrm.tableSizes.enumerated() {
+                guard let bytes = rawTables[i] else { throw .invalid(path: path, reason: "missing quantized table \(i)") }
+                let buf = AlignedBuffer<UInt8>(count: bytes.count)
+                bytes.withUnsafeBytes { buf.pointer.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: bytes.count) }
+                do throws(KernelError) {
+                    qs.append(try QuantizedTable(dtype: dtype, rows: rows, dim: header.dlrm.embeddingDim, data: buf))
+                } catch { throw .invalid(path: path, reason: "quantized table \(i): \(error)") }
+            }
+            do throws(KernelError) { try model.setQuantized(qs) } catch { throw .invalid(path: path, reason: error.description) }
+            return (model, DenseOptimizer(kind: header.denseOptimizer), header, vocabularies)
+        }
         guard let model = makeCTRModel(kind: header.model, config: header.dlrm, maxBatch: maxBatch,
                                        maxIndicesPerTable: maxIndicesPerTable, seed: header.seed) else {
             throw .invalid(path: path, reason: "unknown model kind '\(header.model)'")

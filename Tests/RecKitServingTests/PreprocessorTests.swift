@@ -56,6 +56,8 @@ struct PreprocessorTests {
         ("{\"instances\": [{\"C3\": -4}]}", 422, "negative id"),
         ("{\"rows\": [], \"extra\": 1}", 422, "unexpected keys"),
         ("{\"something\": 1}", 422, "\"rows\""),
+        ("{\"rows\": [{\"dense\": [true,2,3,4,5,6,7,8,9,10,11,12,13], \"categorical\": []}]}", 422, "a boolean"),
+        ("{\"rows\": [7]}", 422, "rows[0] must be an object"),
     ])
     func badJSON(body: String, status: Int, message: String) throws {
         let p = try Self.preprocessor()

@@ -4,6 +4,9 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import RecKitCarbon
+import RecKitKernels
+import RecKitModels
+import RecKitTraining
 import RecKitServer
 import RecKitServing
 import Testing
@@ -144,5 +147,35 @@ struct ServerTests {
                 #expect(text(r).contains("reckit_model_info{version=\"model.ckpt@step1\"} 0"))
             }
         }
+    }
+}
+
+@Suite("Quantized checkpoints serve")
+struct QuantizedServingTests {
+    @Test("int8/int4/fp16 checkpoints load inference-only, report their dtype, and score close to fp32", arguments: ["fp16", "int8", "int4"])
+    func quantized(dtype: String) throws {
+        let path = try ServingFixtures.checkpoint()
+        let fp32 = try ServedModel.load(path, maxBatch: 64)
+        let (m, _, header, vocab) = try Checkpoint.loadWithVocabularies(path, maxBatch: 64, maxIndicesPerTable: 64)
+        let dlrm = try #require(m as? DLRM)
+        let q = try #require(QuantizedDType(rawValue: dtype))
+        dlrm.quantize(q)
+        var h = header
+        h.quantization = q
+        let qPath = path + "." + dtype
+        try Checkpoint.save(dlrm, optimizer: DenseOptimizer(kind: .adam), header: h, vocabularies: vocab, to: qPath)
+        let served = try ServedModel.load(qPath, maxBatch: 64)
+        #expect(served.version == "model.ckpt.\(dtype)@step1+\(dtype)")
+        let loadedDLRM = try #require(served.model as? DLRM)
+        #expect(loadedDLRM.tables.allSatisfy { $0.count == 0 }, "fp32 tables must not be allocated for a quantized model")
+        let rows = try served.preprocessor.prepareTSV(Array(ServingFixtures.tsvLines(20).joined(separator: "\n").utf8))
+        let a = try fp32.score(rows, pool: .init(threads: 1)), b = try served.score(rows, pool: .init(threads: 1))
+        let tol: Float = dtype == "int4" ? 0.02 : 0.005
+        for (x, y) in zip(a, b) { #expect(abs(x - y) < tol, "\(dtype): \(x) vs \(y)") }
+        // Same scores as the in-memory quantized model: the checkpoint round-trips the bytes.
+        let inMemory = ServedModel(model: dlrm, preprocessor: served.preprocessor, version: "", path: "", maxBatch: 64)
+        #expect(try inMemory.score(rows, pool: .init(threads: 1)) == b)
+        // Inference-only.
+        #expect(throws: KernelError.self) { try loadedDLRM.backward(dense: [], update: SparseUpdate(optimizer: .sgd, learningRate: 0.1), pool: .init(threads: 1)) }
     }
 }

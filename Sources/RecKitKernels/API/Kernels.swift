@@ -34,6 +34,15 @@ public enum Kernels {
         KernelRegistry.bf16LinearBackward.active(a, scratch, pool)
     }
 
+    /// Embedding-bag forward over a quantized table (inference): output row b = pooled dequantized rows of bag b.
+    public static func quantizedEmbeddingBagForward(table: QuantizedTable, bags: JaggedBags, mode: PoolingMode,
+                                                    output: MatrixView, pool: ThreadPool) throws(KernelError) {
+        guard output.columns == table.dim, output.rows >= bags.bagCount else {
+            throw .shapeMismatch("output \(output.rows)×\(output.columns) for \(bags.bagCount) bags of dim \(table.dim)")
+        }
+        if let e = KernelRegistry.quantizedBagForward.active(table, bags, mode, output, pool) { throw e }
+    }
+
     /// C (+)= op(A)·op(B) with bf16 A, B and fp32 C.
     public static func bf16GEMM(_ g: BF16GEMMArguments) throws(KernelError) {
         try g.validate()

@@ -60,11 +60,17 @@ public typealias BF16WidenKernel = @Sendable (UnsafePointer<UInt16>, UnsafeMutab
 public typealias BF16GEMMKernel = @Sendable (BF16GEMMArguments) -> Void
 public typealias BF16LinearForwardKernel = @Sendable (LinearForwardArguments, BF16Scratch, ThreadPool) -> Void
 public typealias BF16LinearBackwardKernel = @Sendable (LinearBackwardArguments, BF16Scratch, ThreadPool) -> Void
+/// (quantized table, bags, mode, output, pool)
+public typealias QuantizedBagForwardKernel = @Sendable (QuantizedTable, JaggedBags, PoolingMode, MatrixView, ThreadPool) -> KernelError?
 public typealias InteractionForwardKernel = @Sendable (InteractionArguments, MatrixView, ThreadPool) -> KernelError?
 public typealias InteractionBackwardKernel = @Sendable (InteractionArguments, MatrixView, MatrixView, ThreadPool) -> KernelError?
 
 /// The one table of kernels: dispatch (`.active`), tests (both variants) and benchmarks all read it.
 public enum KernelRegistry {
+    public static let quantizedBagForward = KernelPair<QuantizedBagForwardKernel>(
+        name: "quantized_embedding_bag_forward", summary: "sum/mean/weighted pooling over fp16/int8/int4 rows (per-row scale, bias)",
+        reference: { t, b, m, o, p in captured { () throws(KernelError) in try ReferenceQuantized.forward(table: t, bags: b, mode: m, output: o, pool: p) } },
+        optimized: { t, b, m, o, p in captured { () throws(KernelError) in try OptimizedQuantized.forward(table: t, bags: b, mode: m, output: o, pool: p) } })
     public static let toBF16 = KernelPair<BF16ConvertKernel>(
         name: "to_bf16", summary: "fp32 → bf16, round to nearest even (SIMD integer)",
         reference: { ReferenceBF16.toBF16($0, $1, $2) }, optimized: { OptimizedBF16.toBF16($0, $1, $2) })

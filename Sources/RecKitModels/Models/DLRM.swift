@@ -50,6 +50,8 @@ public final class DLRM: @unchecked Sendable {
     public let bottom: MLP
     public let top: MLP
     public let tables: [AlignedBuffer<Float>]
+    /// Row-wise quantized copies of the tables (inference only); when set, the forward reads these.
+    public private(set) var quantized: [QuantizedTable] = []
     /// Row-wise Adagrad accumulators (R floats per table); used when the sparse optimizer needs them.
     public private(set) var states: [AlignedBuffer<Float>] = []
     let features: AlignedBuffer<Float>, gradFeatures: AlignedBuffer<Float>
@@ -70,7 +72,9 @@ public final class DLRM: @unchecked Sendable {
     }
 
     /// Embedding rows ~ U(−√(1/R), √(1/R)) as the DLRM reference initialises them.
-    public init(config: DLRMConfig, maxBatch: Int, maxIndicesPerTable: Int, seed: UInt64) {
+    /// - Parameter allocateTables: false for a model whose tables arrive quantized (`setQuantized`): the fp32 tables
+    ///   are then empty, which is the point of quantizing.
+    public init(config: DLRMConfig, maxBatch: Int, maxIndicesPerTable: Int, seed: UInt64, allocateTables: Bool = true) {
         self.config = config
         self.maxBatch = maxBatch
         var rng = SeededRandom(seed: seed)
@@ -78,6 +82,7 @@ public final class DLRM: @unchecked Sendable {
                      maxBatch: maxBatch, rng: &rng)
         top = MLP(sizes: [config.interactionWidth] + config.topHidden + [1], lastActivation: .identity, maxBatch: maxBatch, rng: &rng)
         tables = config.tableSizes.enumerated().map { t, rows in
+            guard allocateTables else { return AlignedBuffer<Float>(count: 0) }
             var r = SeededRandom.stream(seed: seed, index: UInt64(t) + 1)
             let bound = (1 / Float(rows)).squareRoot()
             let buf = AlignedBuffer<Float>(count: rows * config.embeddingDim)
@@ -132,7 +137,14 @@ public final class DLRM: @unchecked Sendable {
                 try bottom.forward(x, into: MatrixView(base: features.pointer, rows: b, columns: d, rowStride: fd), pool: pool)
             }
             try timed("embedding_forward") { () throws(KernelError) in
-                try Kernels.tableBatchForward(tableBatch, mode: .sum, output: featureView, pool: pool)
+                if quantized.isEmpty {
+                    try Kernels.tableBatchForward(tableBatch, mode: .sum, output: featureView, pool: pool)
+                } else {
+                    for (t, q) in quantized.enumerated() {
+                        try Kernels.quantizedEmbeddingBagForward(table: q, bags: sparseInput.bags(t), mode: .sum,
+                                                                 output: featureView.columns((t + 1) * d, count: d), pool: pool)
+                    }
+                }
             }
             let interView = MatrixView(base: inter.pointer, rows: b, columns: config.interactionWidth)
             try timed("interaction") { () throws(KernelError) in try Kernels.interactionForward(interactionArguments, output: interView, pool: pool) }
@@ -150,6 +162,7 @@ public final class DLRM: @unchecked Sendable {
     /// Backward of the last forward (same batch): dense gradients accumulate into the MLPs' grad buffers; the
     /// embedding rows are updated in place by the fused sparse optimizer.
     public func backward(dense: [Float], update: SparseUpdate, pool: ThreadPool) throws(KernelError) {
+        guard quantized.isEmpty else { throw .shapeMismatch("a model with quantized tables is inference-only") }
         let b = batchSize, d = config.embeddingDim, fd = config.vectorCount * d
         if update.optimizer != .sgd && states.isEmpty {
             states = config.tableSizes.map { AlignedBuffer(count: update.optimizer.stateCount(rows: $0, dim: d)) }
@@ -179,6 +192,23 @@ public final class DLRM: @unchecked Sendable {
             try Kernels.tableBatchBackward(tableBatch, states: stateBuffers, mode: .sum, gradOutput: gradFeatureView,
                                            update: update, workspace: workspace, pool: pool)
         }
+    }
+
+    /// Quantizes every table (the fp32 tables stay, so quality can be compared); `nil` goes back to fp32.
+    public func quantize(_ dtype: QuantizedDType?) {
+        guard let dtype else { quantized = []; return }
+        quantized = tables.enumerated().map { t, buf in
+            QuantizedTable.quantize(buf.pointer, rows: config.tableSizes[t], dim: config.embeddingDim, dtype: dtype)
+        }
+    }
+
+    /// Installs quantized tables (from a checkpoint); they must match the config's shapes.
+    public func setQuantized(_ q: [QuantizedTable]) throws(KernelError) {
+        guard q.count == config.tableSizes.count,
+              zip(q, config.tableSizes).allSatisfy({ $0.rows == $1 && $0.dim == config.embeddingDim }) else {
+            throw .shapeMismatch("quantized tables do not match the model's \(config.tableSizes.count) tables of dim \(config.embeddingDim)")
+        }
+        quantized = q
     }
 
     /// Restores sparse-optimizer accumulators (from a checkpoint).

@@ -81,65 +81,63 @@ public final class Preprocessor: @unchecked Sendable {
 
     // MARK: JSON
 
-    /// A JSON value as written: integers, other numbers and strings are kept apart so errors can say which was wrong.
+    /// A JSON scalar as written (null is nil): integers, other numbers and strings are kept apart so errors can say
+    /// which was wrong.
     enum JSONScalar: Sendable {
         case integer(Int64), number(Double), string(String), other(String)
 
-        /// From a `JSONSerialization` value; nil for JSON null.
-        init?(_ v: Any) {
+        init?(_ v: RequestJSON) {
             switch v {
-            case is NSNull: return nil
-            case let s as String: self = .string(s)
-            case let n as NSNumber:
-                // JSONSerialization gives NSNumber for every number and a distinct boolean subclass for true/false;
-                // an integral value (also 1.0) reads as Int.
-                if String(describing: type(of: n)).contains("Boolean") { self = .other("a boolean"); return }
-                if let i = n as? Int { self = .integer(Int64(i)) } else { self = .number(n.doubleValue) }
-            case is [Any]: self = .other("an array")
-            case is [String: Any]: self = .other("an object")
-            default: self = .other("\(type(of: v))")
+            case .null: return nil
+            case .string(let s): self = .string(s)
+            case .integer(let i): self = .integer(i)
+            case .number(let d): self = .number(d)
+            case .bool: self = .other("a boolean")
+            case .array: self = .other("an array")
+            case .object: self = .other("an object")
             }
         }
     }
 
-    /// Parses a JSON body in the positional or the named form (one `JSONSerialization` pass, no `Decodable`:
-    /// per-field decoding errors cost tens of µs each on Linux, which made 64-row requests 10× slower).
+    /// Parses a JSON body in the positional or the named form.
     public func prepareJSON(_ body: [UInt8]) throws(RequestError) -> PreparedRows {
         guard !body.isEmpty else { throw RequestError(.invalid, "empty body: send {\"rows\": [...]} or {\"instances\": [...]}") }
-        let top: Any
-        do { top = try JSONSerialization.jsonObject(with: Data(body)) } catch {
-            let why = Self.reason(error)
-            // Syntactically a number, but not a finite float (1e999): a value problem, not a syntax one.
-            if why.contains("not representable") { throw RequestError(.invalid, "non-finite number in the body: \(why)") }
-            throw RequestError(.malformed, "body is not valid JSON: \(why)")
-        }
-        guard let object = top as? [String: Any] else {
+        let top = try RequestJSON.parse(body)
+        guard case .object(let members) = top else {
             throw RequestError(.invalid, "body must be a JSON object with \"rows\" or \"instances\"")
         }
-        for key in ["rows", "instances"] where object[key] != nil {
-            guard object.count == 1 else {
-                throw RequestError(.invalid, "unexpected keys beside \"\(key)\": \(object.keys.filter { $0 != key }.sorted())")
+        let keys = members.map(\.key)
+        for key in ["rows", "instances"] where keys.contains(key) {
+            guard members.count == 1 else {
+                throw RequestError(.invalid, "unexpected keys beside \"\(key)\": \(keys.filter { $0 != key }.sorted())")
             }
-            guard let list = object[key] as? [Any] else { throw RequestError(.invalid, "\"\(key)\" must be an array") }
+            guard case .array(let list) = members[0].value else { throw RequestError(.invalid, "\"\(key)\" must be an array") }
             return key == "rows" ? try positional(list) : try named(list)
         }
-        throw RequestError(.invalid, "body must have \"rows\" (positional) or \"instances\" (named features); got keys \(object.keys.sorted())")
+        throw RequestError(.invalid, "body must have \"rows\" (positional) or \"instances\" (named features); got keys \(keys.sorted())")
     }
 
-    private func positional(_ rows: [Any]) throws(RequestError) -> PreparedRows {
+    private func positional(_ rows: [RequestJSON]) throws(RequestError) -> PreparedRows {
         guard !rows.isEmpty else { throw RequestError(.invalid, "empty batch: \"rows\" has no rows") }
         var out = PreparedRows(denseWidth: denseWidth, features: schema.sparse.count)
         let nd = schema.denseNames.count, ns = schema.sparse.count
         var d: [Float] = [], ids: [[Int32]] = []
         d.reserveCapacity(denseWidth)
         ids.reserveCapacity(ns)
-        for (r, rowAny) in rows.enumerated() {
-            guard let row = rowAny as? [String: Any] else { throw RequestError(.invalid, "rows[\(r)] must be an object with \"dense\" and \"categorical\"") }
-            if let extra = row.keys.first(where: { $0 != "dense" && $0 != "categorical" }) {
-                throw RequestError(.invalid, "rows[\(r)]: unknown key '\(extra)' (expected \"dense\" and \"categorical\")")
+        for (r, rowValue) in rows.enumerated() {
+            guard case .object(let members) = rowValue else {
+                throw RequestError(.invalid, "rows[\(r)] must be an object with \"dense\" and \"categorical\"")
             }
-            guard let dense = (row["dense"] ?? [Any]()) as? [Any] else { throw RequestError(.invalid, "rows[\(r)].dense must be an array") }
-            guard let cats = (row["categorical"] ?? [Any]()) as? [Any] else { throw RequestError(.invalid, "rows[\(r)].categorical must be an array") }
+            var dense: [RequestJSON] = [], cats: [RequestJSON] = []
+            for m in members {
+                let k = m.key
+                switch (k, m.value) {
+                case ("dense", .array(let a)): dense = a
+                case ("categorical", .array(let a)): cats = a
+                case ("dense", _), ("categorical", _): throw RequestError(.invalid, "rows[\(r)].\(k) must be an array")
+                default: throw RequestError(.invalid, "rows[\(r)]: unknown key '\(k)' (expected \"dense\" and \"categorical\")")
+                }
+            }
             guard dense.count == nd else { throw RequestError(.invalid, "rows[\(r)].dense has \(dense.count) values, the model expects \(nd)") }
             d.removeAll(keepingCapacity: true)
             for (j, v) in dense.enumerated() { d.append(try denseValue(JSONScalar(v), "rows[\(r)].dense[\(j)]")) }
@@ -152,15 +150,16 @@ public final class Preprocessor: @unchecked Sendable {
         return out
     }
 
-    private func named(_ instances: [Any]) throws(RequestError) -> PreparedRows {
+    private func named(_ instances: [RequestJSON]) throws(RequestError) -> PreparedRows {
         guard !instances.isEmpty else { throw RequestError(.invalid, "empty batch: \"instances\" has no rows") }
         var out = PreparedRows(denseWidth: denseWidth, features: schema.sparse.count)
         let nd = schema.denseNames.count, ns = schema.sparse.count
-        for (r, instAny) in instances.enumerated() {
-            guard let inst = instAny as? [String: Any] else { throw RequestError(.invalid, "instances[\(r)] must be an object of features") }
+        for (r, instValue) in instances.enumerated() {
+            guard case .object(let inst) = instValue else { throw RequestError(.invalid, "instances[\(r)] must be an object of features") }
             var dense = [JSONScalar?](repeating: nil, count: nd)
             var cats = [JSONScalar?](repeating: nil, count: ns)
-            for (name, v) in inst {
+            for m in inst {
+                let name = m.key, v = m.value
                 if let j = denseIndex[name] { dense[j] = JSONScalar(v) }
                 else if let f = sparseIndex[name] { cats[f] = JSONScalar(v) }
                 else {

@@ -50,7 +50,12 @@ struct PreprocessorTests {
         ("{\"rows\": [{\"dense\": [1,2], \"categorical\": []}]}", 422, "rows[0].dense has 2 values"),
         ("{\"rows\": [{\"dense\": [1,2,3,4,5,6,7,8,9,10,11,12,\"x\"], \"categorical\": []}]}", 422, "rows[0].dense[12]"),
         ("{\"rows\": [{\"dense\": [1,2,3,4,5,6,7,8,9,10,11,12,1.5], \"categorical\": []}]}", 422, "expected an integer"),
-        ("{\"rows\": [{\"dense\": [1,2,3,4,5,6,7,8,9,10,11,12,1e999], \"categorical\": []}]}", 422, "non-finite"),
+        ("{\"rows\": [{\"dense\": [1,2,3,4,5,6,7,8,9,10,11,12,1e999], \"categorical\": []}]}", 422, "dense[12]: inf is not a finite number"),
+        ("{\"rows\": [{\"dense\": [NaN,2,3,4,5,6,7,8,9,10,11,12,13], \"categorical\": []}]}", 422, "non-finite"),
+        ("{\"rows\": [{\"dense\": [-Infinity,2,3,4,5,6,7,8,9,10,11,12,13], \"categorical\": []}]}", 422, "non-finite"),
+        ("{\"rows\": [1,]}", 400, "at byte"),
+        ("{\"rows\": []} x", 400, "unexpected data"),
+        ("{\"rows\": [\"\\q\"]}", 400, "bad escape"),
         ("{\"instances\": [{\"I1\": 3, \"bogus\": 1}]}", 422, "unknown feature 'bogus'"),
         ("{\"instances\": [{\"C3\": \"xyz\"}]}", 422, "not a valid hex id"),
         ("{\"instances\": [{\"C3\": -4}]}", 422, "negative id"),
@@ -67,6 +72,26 @@ struct PreprocessorTests {
         } catch {
             #expect(error.status == status, "\(body): \(error)")
             #expect(error.message.contains(message), "\(body): \(error.message)")
+        }
+    }
+
+    @Test("the request JSON reader: escapes, numbers, whitespace, nesting")
+    func jsonReader() throws {
+        let p = try Self.preprocessor()
+        let line = ServingFixtures.tsvLines(1)[0]
+        let plain = ServingFixtures.jsonRows([line])
+        // Same rows with whitespace everywhere and the hex ids written with \u escapes.
+        let spaced = plain.replacingOccurrences(of: ",", with: " ,\n\t ").replacingOccurrences(of: ":", with: " : ")
+        let escaped = plain.replacingOccurrences(of: "\"a", with: "\"\\u0061")
+        #expect(try p.prepareJSON(Array(spaced.utf8)) == p.prepareJSON(Array(plain.utf8)))
+        #expect(try p.prepareJSON(Array(escaped.utf8)) == p.prepareJSON(Array(plain.utf8)))
+        // 1.0 is a float, not a count; a huge integer overflows to a float: both refused with the field named.
+        let cats = (0..<26).map { _ in "\"1a\"" }.joined(separator: ",")
+        for (bad, message) in [("1.0", "dense[0]: expected an integer count, got 1.0"), ("99999999999999999999", "dense[0]: expected an integer count")] {
+            let body = "{\"rows\":[{\"dense\":[\(bad),1,1,1,1,1,1,1,1,1,1,1,1],\"categorical\":[\(cats)]}]}"
+            do { _ = try p.prepareJSON(Array(body.utf8)); Issue.record("accepted \(bad)") } catch {
+                #expect(error.status == 422 && error.message.contains(message), "\(error.message)")
+            }
         }
     }
 

@@ -127,7 +127,7 @@ public final class InferenceEngine: @unchecked Sendable {
     }
 
     private func loop() {
-        let pool = ThreadPool(threads: options.threads)
+        let pool = ThreadPool(threads: options.threads, idle: .polite)  // the event loops share these cores
         pthread_mutex_lock(mutex)
         while true {
             var decision = batcher.next(now: Self.now())

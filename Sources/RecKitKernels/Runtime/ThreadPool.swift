@@ -40,10 +40,21 @@ public final class ThreadPool: @unchecked Sendable {
     /// Spin iterations before yielding, and yields before sleeping (≈ 50 µs and ≈ 2 ms on this machine).
     private static let spinLimit = 2_000
     private static let yieldLimit = 2_000
+    private let spinLimit: Int, yieldLimit: Int
+
+    /// How long idle workers stay awake between regions.
+    public enum Idle: Sendable {
+        /// Spin ≈ 50 µs, yield ≈ 2 ms, then sleep: regions issued back to back (training steps) start at once.
+        case eager
+        /// Spin ≈ 5 µs, then sleep: for processes that share the cores with other work (the server's event loops),
+        /// where a yielding worker would take CPU from them between batches.
+        case polite
+    }
 
     /// A pool with `threads` threads in total (the caller counts as one); `threads` ≤ 1 means serial.
-    public init(threads: Int) {
+    public init(threads: Int, idle: Idle = .eager) {
         threadCount = max(1, threads)
+        (spinLimit, yieldLimit) = idle == .eager ? (Self.spinLimit, Self.yieldLimit) : (200, 0)
         mutex = .allocate(capacity: 1)
         cond = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -156,9 +167,9 @@ public final class ThreadPool: @unchecked Sendable {
             while current == seen {
                 spins += 1
                 let spinning = !parked.load(ordering: .relaxed)
-                if spinning && spins < Self.spinLimit {
+                if spinning && spins < spinLimit {
                     reckit_cpu_relax()
-                } else if spinning && spins < Self.spinLimit + Self.yieldLimit {
+                } else if spinning && spins < spinLimit + yieldLimit {
                     sched_yield()
                 } else {
                     pthread_mutex_lock(mutex)

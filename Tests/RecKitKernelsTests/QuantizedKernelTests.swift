@@ -23,7 +23,9 @@ struct QuantizedKernelTests {
                 let x = (0..<dim).map { w.pointer[r * dim + $0] }
                 let y = q.dequantizedRow(r)
                 let lo = x.min()!, hi = x.max()!
-                let step = dtype == .fp16 ? 0 : Double(hi - lo) / Double((1 << dtype.bits) - 1)
+                let maxAbs = Double(max(abs(lo), abs(hi)))
+                let step = dtype == .fp16 ? 0 : dtype == .int8 ? Double(hi - lo) / 255
+                    : max(Double(hi - lo) / 14, maxAbs / 127) * 1.001  // int4: see QuantizedTable
                 for j in 0..<dim {
                     let bound = step / 2 * 1.01 + abs(Double(x[j])) / 1024 + 1e-6
                     #expect(abs(Double(y[j] - x[j])) <= bound, "\(dtype) dim \(dim) row \(r) elt \(j): \(x[j]) → \(y[j])")

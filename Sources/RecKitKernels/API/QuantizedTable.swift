@@ -6,28 +6,33 @@ public enum QuantizedDType: String, Sendable, Codable, CaseIterable {
     case fp16
     /// uint8 per element with a per-row fp16 scale and bias: x ≈ q·scale + bias.
     case int8
-    /// uint4 per element (two per byte) with a per-row fp16 scale and bias.
+    /// uint4 per element (two per byte) with a per-row fp16 scale and an int8 bias in units of the scale:
+    /// x ≈ (q + k)·scale. (FBGEMM keeps an fp16 bias; at dim 16 that is a third of the row, so RecKit stores the
+    /// bias as a multiple of the scale: 11 bytes per row instead of 12.)
     case int4
 
     public var bits: Int {
         switch self { case .fp16: 16; case .int8: 8; case .int4: 4 }
     }
 
-    /// Bytes of one row of `dim` elements: the payload, then (int8/int4) scale and bias as two fp16.
+    /// Bytes of one row of `dim` elements: the payload, then int8: fp16 scale + fp16 bias; int4: fp16 scale + int8 k.
     public func rowBytes(dim: Int) -> Int {
         switch self {
         case .fp16: return 2 * dim
         case .int8: return dim + 4
-        case .int4: return (dim + 1) / 2 + 4
+        case .int4: return (dim + 1) / 2 + 3
         }
     }
 }
 
-/// A row-wise quantized embedding table (FBGEMM-style: per-row scale and bias, stored as fp16 after the payload).
+/// A row-wise quantized embedding table (FBGEMM-style: a per-row scale and bias after the payload).
 ///
-/// Per row x (dim D): bias = min(x), scale = (max(x) − min(x)) / (2^bits − 1), both rounded to fp16 first; then
-/// q_j = clamp(round((x_j − bias) / scale), 0, 2^bits − 1) with the rounded values (so dequantization
-/// q·scale + bias is within scale/2 of x_j, plus fp16 rounding of bias). A constant row has scale 0 and q = 0.
+/// int8, per row x (dim D): bias = min(x), scale = (max(x) − min(x)) / 255, both rounded to fp16 first; then
+/// q_j = clamp(round((x_j − bias) / scale), 0, 255) with the rounded values, so q·scale + bias is within scale/2
+/// of x_j (plus the fp16 rounding of the bias). A constant row has scale 0 and q = 0.
+/// int4: scale s = max((max − min) / 14, max|x| / 127) rounded up to fp16, k = ⌊min / s⌋ (an int8), q_j =
+/// clamp(round(x_j / s − k), 0, 15); (q + k)·s is within s/2 of x_j. One of the 16 levels is spent absorbing the
+/// rounding of the bias to a multiple of s.
 ///
 /// int4 layout: elements in full groups of 16 use 8 bytes, element g·16 + i in the low nibble of byte g·8 + i and
 /// element g·16 + 8 + i in its high nibble (a 16-lane unpack is then a mask and a shift); the D mod 16 tail packs
@@ -65,22 +70,38 @@ public final class QuantizedTable: @unchecked Sendable {
         }
         var lo = Float.infinity, hi = -Float.infinity
         for j in 0..<dim { lo = min(lo, x[j]); hi = max(hi, x[j]) }
-        let levels = Float((1 << dtype.bits) - 1)
-        let bias = Float(Float16(lo))
-        let scale = Float(Float16((hi - lo) / levels))
-        let inv: Float = scale > 0 ? 1 / scale : 0
         let payload = dtype == .int8 ? dim : (dim + 1) / 2
         row.update(repeating: 0, count: payload)
-        for j in 0..<dim {
-            let q = UInt8(min(max(((x[j] - bias) * inv).rounded(.toNearestOrEven), 0), levels))
-            if dtype == .int8 { row[j] = q } else {
-                let (byte, high) = nibble(j, dim: dim)
-                row[byte] |= high ? q << 4 : q
-            }
-        }
         let sb = UnsafeMutableRawPointer(row + payload)
-        sb.storeBytes(of: Float16(scale).bitPattern, toByteOffset: 0, as: UInt16.self)
-        sb.storeBytes(of: Float16(bias).bitPattern, toByteOffset: 2, as: UInt16.self)
+        if dtype == .int8 {
+            let bias = Float(Float16(lo))
+            let scale = Float(Float16((hi - lo) / 255))
+            let inv: Float = scale > 0 ? 1 / scale : 0
+            for j in 0..<dim { row[j] = UInt8(min(max(((x[j] - bias) * inv).rounded(.toNearestOrEven), 0), 255)) }
+            sb.storeBytes(of: Float16(scale).bitPattern, toByteOffset: 0, as: UInt16.self)
+            sb.storeBytes(of: Float16(bias).bitPattern, toByteOffset: 2, as: UInt16.self)
+            return
+        }
+        let wanted = max((hi - lo) / 14, max(abs(lo), abs(hi)) / 127)
+        var h = Float16(wanted)
+        if Float(h) < wanted { h = h.nextUp }  // round up, so k fits in an int8 and 15 levels cover the range
+        let scale = Float(h)
+        let k: Float = scale > 0 ? (lo / scale).rounded(.down) : 0
+        let inv: Float = scale > 0 ? 1 / scale : 0
+        for j in 0..<dim {
+            let q = UInt8(min(max((x[j] * inv - k).rounded(.toNearestOrEven), 0), 15))
+            let (byte, high) = nibble(j, dim: dim)
+            row[byte] |= high ? q << 4 : q
+        }
+        sb.storeBytes(of: h.bitPattern, toByteOffset: 0, as: UInt16.self)
+        sb.storeBytes(of: Int8(max(min(k, 127), -128)), toByteOffset: 2, as: Int8.self)
+    }
+
+    /// (scale, bias) of a quantized row: x ≈ q·scale + bias.
+    @inline(__always) static func scaleBias(_ row: UnsafeRawPointer, payload: Int, dtype: QuantizedDType) -> (Float, Float) {
+        let scale = Float(Float16(bitPattern: row.loadUnaligned(fromByteOffset: payload, as: UInt16.self)))
+        if dtype == .int4 { return (scale, Float(row.load(fromByteOffset: payload + 2, as: Int8.self)) * scale) }
+        return (scale, Float(Float16(bitPattern: row.loadUnaligned(fromByteOffset: payload + 2, as: UInt16.self))))
     }
 
     /// (byte, high nibble?) of element j in an int4 row of `dim` elements.

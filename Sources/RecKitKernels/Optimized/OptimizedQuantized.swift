@@ -67,14 +67,12 @@ enum OptimizedQuantized {
             return SIMD16<Float>(unsafeBitCast(h, to: SIMD16<Float16>.self))
         case .int8:
             let q = raw.loadUnaligned(fromByteOffset: g * 16, as: SIMD16<UInt8>.self)
-            let scale = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: payload, as: UInt16.self)))
-            let bias = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: payload + 2, as: UInt16.self)))
+            let (scale, bias) = QuantizedTable.scaleBias(raw, payload: payload, dtype: dtype)
             return SIMD16<Float>(q) * scale + bias
         case .int4:
             let packed = raw.loadUnaligned(fromByteOffset: g * 8, as: SIMD8<UInt8>.self)
             let q = SIMD16<UInt8>(lowHalf: packed & 0xF, highHalf: packed &>> 4)
-            let scale = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: payload, as: UInt16.self)))
-            let bias = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: payload + 2, as: UInt16.self)))
+            let (scale, bias) = QuantizedTable.scaleBias(raw, payload: payload, dtype: dtype)
             return SIMD16<Float>(q) * scale + bias
         }
     }

@@ -10,8 +10,7 @@ enum ReferenceQuantized {
             return Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * j, as: UInt16.self)))
         case .int8, .int4:
             let payload = dtype == .int8 ? dim : (dim + 1) / 2
-            let scale = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: payload, as: UInt16.self)))
-            let bias = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: payload + 2, as: UInt16.self)))
+            let (scale, bias) = QuantizedTable.scaleBias(raw, payload: payload, dtype: dtype)
             let q: UInt8
             if dtype == .int8 { q = row[j] } else {
                 let (byte, high) = QuantizedTable.nibble(j, dim: dim)

@@ -62,6 +62,19 @@ public struct ServeBenchmark {
             case pythonQPS = "python_qps", pythonP99Ms = "python_p99_ms", pythonError = "python_error"
             case maxBatch = "max_batch", maxWaitMicros = "max_wait_us", modelVersion = "model_version"
         }
+
+        /// Every key is present; an absent peer result is an explicit null (the JSON contract).
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(qps, forKey: .qps); try c.encode(p50Ms, forKey: .p50Ms); try c.encode(p99Ms, forKey: .p99Ms)
+            try c.encode(p999Ms, forKey: .p999Ms); try c.encode(errors, forKey: .errors)
+            try c.encode(pythonQPS, forKey: .pythonQPS); try c.encode(pythonP99Ms, forKey: .pythonP99Ms)
+            try c.encode(pythonError, forKey: .pythonError); try c.encode(ratio, forKey: .ratio)
+            try c.encode(scenarios, forKey: .scenarios); try c.encode(connections, forKey: .connections)
+            try c.encode(seconds, forKey: .seconds); try c.encode(maxBatch, forKey: .maxBatch)
+            try c.encode(maxWaitMicros, forKey: .maxWaitMicros); try c.encode(modelVersion, forKey: .modelVersion)
+            try c.encode(machine, forKey: .machine)
+        }
     }
 
     public let config: Config

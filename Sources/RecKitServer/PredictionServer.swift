@@ -93,7 +93,7 @@ public final class PredictionServer: @unchecked Sendable {
     public func finish() {
         engine.shutdown()
         if let tracker {
-            if let r = try? tracker.finish(samples: engine.rowsScored) { logger.info("carbon: \(r.summary)") }
+            if let r = try? tracker.finish(samples: engine.rowsScored) { logger.info("\(r.summary)") }
         }
     }
 

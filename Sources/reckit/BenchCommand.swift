@@ -56,6 +56,7 @@ struct KernelsCommand: ParsableCommand {
             print("openblas: \(blas.coreName) (\(blas.coreTypeFromUser ? "OPENBLAS_CORETYPE from the user" : "chosen by RecKit")), \(blas.libraryPath)")
         }
         print("cpu: \(CPUFeatures.host.summary)")
+        print("bf16: \(BF16Runtime.isAvailable ? "available" : "unavailable"), \(BF16Runtime.status)")
         for k in KernelRegistry.catalogue { print("  \(k.name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(k.summary)") }
     }
 }

@@ -61,8 +61,31 @@ struct CLIContractTests {
             }
             #expect((obj["phases"] as? [String: Double])?["embedding_forward"] != nil)
         }
-        let bf16 = try Self.run(["bench", "train", "--precision", "bf16"])
-        #expect(bf16.status != 0 && bf16.err.contains("bf16"))
+        // bf16 runs where oneDNN and AMX/AVX512-BF16 are present (`reckit kernels` says), and is refused clearly elsewhere.
+        let available = try Self.run(["kernels"]).out.contains("bf16: available")
+        let bf16 = try Self.run(["bench", "train", "--precision", "bf16", "--table-cap", "500", "--batch-size", "128", "--json"])
+        if available {
+            #expect(bf16.status == 0, "\(bf16.err)")
+            let obj = try JSONSerialization.jsonObject(with: Data(bf16.out.utf8)) as? [String: Any]
+            #expect(obj?["precision"] as? String == "bf16")
+        } else {
+            #expect(bf16.status != 0 && bf16.err.contains("bf16"), "\(bf16.err)")
+        }
+        let bogus = try Self.run(["bench", "train", "--precision", "fp8"])
+        #expect(bogus.status != 0 && bogus.err.contains("precision"))
+    }
+
+    @Test("bench serve --json carries qps, p99_ms, errors and the python keys (null when skipped)")
+    func benchServe() throws {
+        let r = try Self.run(["bench", "serve", "--skip-python", "--duration", "0.5", "--connections", "4", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        for key in ["qps", "p50_ms", "p99_ms", "p999_ms", "errors", "python_qps", "python_p99_ms", "scenarios"] {
+            #expect(obj.keys.contains(key), "missing \(key)")
+        }
+        #expect(obj["errors"] as? Int == 0)
+        #expect((obj["qps"] as? Double ?? 0) > 0)
+        #expect(obj["python_qps"] is NSNull)
     }
 
     @Test("reckit kernels lists the registry; RECKIT_KERNELS=reference switches the variant")
@@ -186,6 +209,17 @@ struct TrainCLIContractTests {
             let ev = try CLIContractTests.run(["eval", "--model", dir + "/\(kind).ckpt", "--data", dir + "/d", "--json"], env: env)
             #expect(ev.status == 0 && ev.out.contains("\"auc\""), "\(kind): \(ev.err)")
         }
+        // quantize: sizes and the AUC change; the quantized checkpoint evaluates; a non-DLRM is refused.
+        let q = try CLIContractTests.run(["quantize", "--model", dir + "/m.ckpt", "--dtype", "int8", "--output", dir + "/m8.ckpt",
+                                         "--eval", dir + "/d", "--json"], env: env)
+        #expect(q.status == 0, "\(q.err)")
+        let qj = try #require(try JSONSerialization.jsonObject(with: Data(q.out.utf8)) as? [String: Any])
+        for key in ["fp32_bytes", "quantized_bytes", "size_ratio", "auc_fp32", "auc_quantized", "delta_auc"] { #expect(qj[key] != nil, "missing \(key)") }
+        #expect(abs(qj["delta_auc"] as? Double ?? 1) < 0.01)
+        let qe = try CLIContractTests.run(["eval", "--model", dir + "/m8.ckpt", "--data", dir + "/d", "--json"], env: env)
+        #expect(qe.status == 0 && qe.out.contains("\"auc\""), "\(qe.err)")
+        let qf = try CLIContractTests.run(["quantize", "--model", dir + "/fm.ckpt", "--dtype", "int4", "--output", dir + "/fm4.ckpt"], env: env)
+        #expect(qf.status == 65 && qf.err.contains("DLRM"), "\(qf.err)")
         try Data("RKCKPT01garbage".utf8).write(to: URL(fileURLWithPath: dir + "/bad.ckpt"))
         let bad = try CLIContractTests.run(["eval", "--model", dir + "/bad.ckpt", "--data", dir + "/d"], env: env)
         #expect(bad.status == 65 && bad.err.contains("bad.ckpt"))

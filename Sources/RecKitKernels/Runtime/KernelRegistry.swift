@@ -146,5 +146,8 @@ public enum KernelRegistry {
         (embeddingBagForward.name, embeddingBagForward.summary), (embeddingBagBackward.name, embeddingBagBackward.summary),
         (tableBatchForward.name, tableBatchForward.summary), (tableBatchBackward.name, tableBatchBackward.summary),
         (interactionForward.name, interactionForward.summary), (interactionBackward.name, interactionBackward.summary),
+        (quantizedBagForward.name, quantizedBagForward.summary), (toBF16.name, toBF16.summary), (fromBF16.name, fromBF16.summary),
+        (bf16GEMM.name, bf16GEMM.summary), (bf16LinearForward.name, bf16LinearForward.summary),
+        (bf16LinearBackward.name, bf16LinearBackward.summary),
     ]
 }

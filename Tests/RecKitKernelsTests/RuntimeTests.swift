@@ -93,7 +93,10 @@ struct RuntimeTests {
     @Test("registry: one entry per kernel, both variants present, environment selects the path")
     func registry() {
         let names = KernelRegistry.catalogue.map(\.name)
-        #expect(Set(names).count == names.count && names.count == 12)
+        #expect(Set(names).count == names.count && names.count == 18)
+        for n in ["bf16_gemm", "linear_forward_bf16", "linear_backward_bf16", "to_bf16", "from_bf16", "quantized_embedding_bag_forward"] {
+            #expect(names.contains(n), "catalogue lacks \(n)")
+        }
         let env = getenv(KernelVariant.environmentKey).map { String(cString: $0) }
         #expect(KernelVariant.active == (env?.lowercased() == "reference" ? .reference : .optimized))
     }

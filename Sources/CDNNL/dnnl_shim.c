@@ -1,5 +1,5 @@
 // oneDNN bf16 matmul behind dlopen: the build needs only the headers (libdnnl-dev); without them this file
-// compiles to stubs that report "built without oneDNN headers". dlopen (not linking) lets RecKit run where the
+// compiles to fallbacks that report "built without oneDNN headers". dlopen (not linking) lets RecKit run where the
 // library is missing (fp32 still works) and set OMP_WAIT_POLICY before libgomp starts.
 #include "CDNNL.h"
 #include <dlfcn.h>
@@ -18,15 +18,18 @@ static int state = -1;            // -1 not tried, 0 unavailable, 1 ready
 static char status[256] = "not loaded";
 
 #ifdef HAVE_DNNL
-#define FN(name) static __typeof__(&name) p_##name
-FN(dnnl_engine_create); FN(dnnl_stream_create); FN(dnnl_stream_wait);
-FN(dnnl_memory_desc_init_by_strides); FN(dnnl_matmul_desc_init);
-FN(dnnl_primitive_attr_create); FN(dnnl_primitive_attr_destroy); FN(dnnl_post_ops_create);
-FN(dnnl_post_ops_destroy); FN(dnnl_post_ops_append_sum); FN(dnnl_primitive_attr_set_post_ops);
-FN(dnnl_primitive_desc_create); FN(dnnl_primitive_desc_destroy); FN(dnnl_primitive_desc_query);
-FN(dnnl_primitive_create); FN(dnnl_memory_create); FN(dnnl_memory_set_data_handle);
-FN(dnnl_primitive_execute); FN(dnnl_version); FN(dnnl_get_effective_cpu_isa);
-#undef FN
+// Every oneDNN entry point used, once: declared as p_<name> pointers here, bound by dlsym in load_locked.
+#define DNNL_FUNCS(X) \
+    X(dnnl_engine_create) X(dnnl_stream_create) X(dnnl_stream_wait) \
+    X(dnnl_memory_desc_init_by_strides) X(dnnl_matmul_desc_init) \
+    X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy) X(dnnl_post_ops_create) \
+    X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_sum) X(dnnl_primitive_attr_set_post_ops) \
+    X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy) X(dnnl_primitive_desc_query) \
+    X(dnnl_primitive_create) X(dnnl_memory_create) X(dnnl_memory_set_data_handle) \
+    X(dnnl_primitive_execute) X(dnnl_version) X(dnnl_get_effective_cpu_isa)
+#define DECLARE(name) static __typeof__(&name) p_##name;
+DNNL_FUNCS(DECLARE)
+#undef DECLARE
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
@@ -50,15 +53,9 @@ static int load_locked(void) {
         snprintf(status, sizeof status, "oneDNN not found (%s); install libdnnl-dev (scripts/bootstrap.sh)", dlerror());
         return 0;
     }
-#define BIND(name) do { p_##name = (__typeof__(p_##name))dlsym(h, #name); \
-        if (!p_##name) { snprintf(status, sizeof status, "oneDNN lacks %s", #name); return 0; } } while (0)
-    BIND(dnnl_engine_create); BIND(dnnl_stream_create); BIND(dnnl_stream_wait);
-    BIND(dnnl_memory_desc_init_by_strides); BIND(dnnl_matmul_desc_init);
-    BIND(dnnl_primitive_attr_create); BIND(dnnl_primitive_attr_destroy); BIND(dnnl_post_ops_create);
-    BIND(dnnl_post_ops_destroy); BIND(dnnl_post_ops_append_sum); BIND(dnnl_primitive_attr_set_post_ops);
-    BIND(dnnl_primitive_desc_create); BIND(dnnl_primitive_desc_destroy); BIND(dnnl_primitive_desc_query);
-    BIND(dnnl_primitive_create); BIND(dnnl_memory_create); BIND(dnnl_memory_set_data_handle);
-    BIND(dnnl_primitive_execute); BIND(dnnl_version); BIND(dnnl_get_effective_cpu_isa);
+#define BIND(name) p_##name = (__typeof__(p_##name))dlsym(h, #name); \
+        if (!p_##name) { snprintf(status, sizeof status, "oneDNN lacks %s", #name); return 0; }
+    DNNL_FUNCS(BIND)
 #undef BIND
     if (p_dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success ||
         p_dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {

@@ -119,7 +119,7 @@ public struct ServeBenchmark {
             p.arguments = [c.peerScript, "--port", String(peerPort), "--rows", String(c.hashRows), "--threads", String(c.threads)]
             // Output to a file, never an unread pipe: a full pipe would block the peer (and its exit).
             let logPath = c.workDir + "/python-peer.log"
-            FileManager.default.createFile(atPath: logPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
             let logFile = FileHandle(forWritingAtPath: logPath)
             p.standardOutput = logFile
             p.standardError = logFile

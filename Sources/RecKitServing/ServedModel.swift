@@ -14,9 +14,12 @@ public final class ServedModel: @unchecked Sendable {
     public let path: String
     /// Rows per model call; larger batches are scored in chunks.
     public let maxBatch: Int
+    /// Feature keys of the batches handed to the model (one per table).
+    private let keys: [String]
 
     public init(model: any CTRModel, preprocessor: Preprocessor, version: String, path: String, maxBatch: Int) {
         self.model = model; self.preprocessor = preprocessor; self.version = version; self.path = path; self.maxBatch = maxBatch
+        keys = model.config.tableSizes.indices.map { "f\($0)" }
     }
 
     /// Loads `path` (a `reckit train` or `reckit quantize` checkpoint) for batches of up to `maxBatch` rows.
@@ -44,7 +47,7 @@ public final class ServedModel: @unchecked Sendable {
                 for i in 0..<lens.count { o[i + 1] = o[i] + lens[i] }
                 return o
             }
-            let kjt = KeyedJaggedTensor(keys: model.config.tableSizes.indices.map { "f\($0)" }, values: chunk.ids,
+            let kjt = KeyedJaggedTensor(keys: keys, values: chunk.ids,
                                         offsets: offsets, weights: chunk.ids.map { _ in [] })
             _ = try model.forward(dense: chunk.dense, sparse: kjt, labels: [Float](repeating: 0, count: b), pool: pool)
             for z in model.lastLogits { out.append(1 / (1 + Float(exp(-Double(z))))) }

@@ -101,19 +101,7 @@ public enum RawKeys {
             guard let p = b.baseAddress, !b.isEmpty else { return 0 }
             switch rawIDs {
             case "hex":
-                guard b.count <= 16 else { return nil }
-                var v: UInt64 = 0
-                for c in b {
-                    let d: UInt8
-                    switch c {
-                    case 48...57: d = c - 48
-                    case 97...102: d = c - 87
-                    case 65...70: d = c - 55
-                    default: return nil
-                    }
-                    v = (v << 4) | UInt64(d)
-                }
-                return v
+                return FieldParsing.hex(p, b.count)
             case "fnv1a64":
                 return FieldParsing.fnv1a(p, b.count)
             default:

@@ -53,13 +53,17 @@ public final class QuantizedTable: @unchecked Sendable {
         self.dtype = dtype; self.rows = rows; self.dim = dim; self.rowBytes = rb; self.data = data
     }
 
+    /// For buffers sized here (`quantize`), where the shape check cannot fail.
+    private init(sizedBy dtype: QuantizedDType, rows: Int, dim: Int, data: AlignedBuffer<UInt8>) {
+        self.dtype = dtype; self.rows = rows; self.dim = dim; self.rowBytes = dtype.rowBytes(dim: dim); self.data = data
+    }
+
     /// Quantizes a float table (rows × dim, row-major).
     public static func quantize(_ weights: UnsafePointer<Float>, rows: Int, dim: Int, dtype: QuantizedDType) -> QuantizedTable {
         let rb = dtype.rowBytes(dim: dim)
         let data = AlignedBuffer<UInt8>(count: (rows * rb + 3) / 4 * 4)  // whole 4-byte words (checkpoint tensors)
         for r in 0..<rows { quantizeRow(weights + r * dim, dim: dim, dtype: dtype, into: data.pointer + r * rb) }
-        // Sizes match by construction.
-        return try! QuantizedTable(dtype: dtype, rows: rows, dim: dim, data: data)
+        return QuantizedTable(sizedBy: dtype, rows: rows, dim: dim, data: data)
     }
 
     static func quantizeRow(_ x: UnsafePointer<Float>, dim: Int, dtype: QuantizedDType, into row: UnsafeMutablePointer<UInt8>) {

@@ -25,36 +25,31 @@ enum OptimizedQuantized {
     @inline(__always)
     static func bag(_ b: Int, table: QuantizedTable, bags: JaggedBags, offsets: UnsafePointer<Int32>, mode: PoolingMode,
                     output: MatrixView) {
-        let d = table.dim, rb = table.rowBytes, base = table.data.pointer
+        let d = table.dim, rb = table.rowBytes, base = table.data.pointer, dtype = table.dtype
         let start = Int(offsets[b]), end = Int(offsets[b + 1])
         let out = output.row(b)
         let s = mode == .sum ? Float(1) : BagValidation.scale(mode, length: end - start)
-        let groups = d / 16
-        let payload = table.dtype == .int8 ? d : (d + 1) / 2
-        var g = 0
+        let groups = d / 16, rest = d % 16
+        let payload = dtype == .int8 ? d : (d + 1) / 2
         // One pass per 16-lane group keeps the accumulator in a register (D = 16: one pass).
-        repeat {
+        for g in 0..<groups {
             var acc = SIMD16<Float>.zero
-            var tail = [Float]()
-            if g == groups { tail = [Float](repeating: 0, count: d - groups * 16) }
             for p in start..<end {
                 if p + ahead < end { reckit_prefetch(base + Int(bags.indices[p + ahead]) * rb) }
+                acc += (bags.weights?[p] ?? 1) * group(base + Int(bags.indices[p]) * rb, g, payload: payload, dtype: dtype)
+            }
+            UnsafeMutableRawPointer(out + g * 16).storeBytes(of: mode == .sum ? acc : acc * s, as: SIMD16<Float>.self)
+        }
+        // The D mod 16 tail, in lanes of a register accumulator (no allocation).
+        if rest > 0 {
+            var acc = SIMD16<Float>.zero
+            for p in start..<end {
                 let row = base + Int(bags.indices[p]) * rb
                 let w = bags.weights?[p] ?? 1
-                if g < groups {
-                    acc += w * group(row, g, payload: payload, dtype: table.dtype)
-                } else {
-                    for j in 0..<tail.count { tail[j] += w * ReferenceQuantized.element(row, groups * 16 + j, dim: d, dtype: table.dtype) }
-                }
+                for j in 0..<rest { acc[j] += w * ReferenceQuantized.element(row, groups * 16 + j, dim: d, dtype: dtype) }
             }
-            if g < groups {
-                let v = mode == .sum ? acc : acc * s
-                UnsafeMutableRawPointer(out + g * 16).storeBytes(of: v, as: SIMD16<Float>.self)
-            } else {
-                for j in 0..<tail.count { out[groups * 16 + j] = mode == .sum ? tail[j] : tail[j] * s }
-            }
-            g += 1
-        } while g < groups || (g == groups && d % 16 != 0)
+            for j in 0..<rest { out[groups * 16 + j] = mode == .sum ? acc[j] : acc[j] * s }
+        }
     }
 
     /// Elements g·16 ..< g·16 + 16 of a row, dequantized.

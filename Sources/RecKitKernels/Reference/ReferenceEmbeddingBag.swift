@@ -4,17 +4,24 @@ enum ReferenceEmbeddingBag {
     /// out_b = scale_b · Σ_{p ∈ bag b} w_p · row(indices[p]); see `PoolingMode`.
     static func forward(table: EmbeddingTableView, bags: JaggedBags, mode: PoolingMode, output: MatrixView,
                         pool: ThreadPool) throws(KernelError) {
-        try BagValidation.validate(bags, rows: table.rows)
         let d = table.dim
+        try pooled(bags: bags, rows: table.rows, dim: d, mode: mode, output: output) { r, j in table.weights[r * d + j] }
+    }
+
+    /// The pooling definition shared by every reference forward: `element(row, j)` reads element j of a row
+    /// (fp32 here, dequantized in `ReferenceQuantized`); sums run in position order.
+    static func pooled(bags: JaggedBags, rows: Int, dim d: Int, mode: PoolingMode, output: MatrixView,
+                       element: (Int, Int) -> Float) throws(KernelError) {
+        try BagValidation.validate(bags, rows: rows)
         var offsets = [Int32](repeating: 0, count: bags.bagCount + 1)
         offsets.withUnsafeMutableBufferPointer { BagValidation.resolveOffsets(bags, into: $0.baseAddress!) }
         for b in 0..<bags.bagCount {
             let start = Int(offsets[b]), end = Int(offsets[b + 1])
             var acc = [Float](repeating: 0, count: d)
             for p in start..<end {
-                let row = table.weights + Int(bags.indices[p]) * d
+                let r = Int(bags.indices[p])
                 let w = bags.weights?[p] ?? 1
-                for j in 0..<d { acc[j] += w * row[j] }
+                for j in 0..<d { acc[j] += w * element(r, j) }
             }
             let s = BagValidation.scale(mode, length: end - start)
             let out = output.row(b)

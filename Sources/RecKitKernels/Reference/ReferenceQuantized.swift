@@ -22,21 +22,9 @@ enum ReferenceQuantized {
 
     static func forward(table: QuantizedTable, bags: JaggedBags, mode: PoolingMode, output: MatrixView,
                         pool: ThreadPool) throws(KernelError) {
-        try BagValidation.validate(bags, rows: table.rows)
-        let d = table.dim
-        var offsets = [Int32](repeating: 0, count: bags.bagCount + 1)
-        offsets.withUnsafeMutableBufferPointer { BagValidation.resolveOffsets(bags, into: $0.baseAddress!) }
-        for b in 0..<bags.bagCount {
-            let start = Int(offsets[b]), end = Int(offsets[b + 1])
-            var acc = [Float](repeating: 0, count: d)
-            for p in start..<end {
-                let row = table.data.pointer + Int(bags.indices[p]) * table.rowBytes
-                let w = bags.weights?[p] ?? 1
-                for j in 0..<d { acc[j] += w * element(row, j, dim: d, dtype: table.dtype) }
-            }
-            let s = BagValidation.scale(mode, length: end - start)
-            let out = output.row(b)
-            for j in 0..<d { out[j] = mode == .sum ? acc[j] : acc[j] * s }
+        let base = table.data.pointer, rb = table.rowBytes, d = table.dim, dtype = table.dtype
+        try ReferenceEmbeddingBag.pooled(bags: bags, rows: table.rows, dim: d, mode: mode, output: output) { r, j in
+            element(base + r * rb, j, dim: d, dtype: dtype)
         }
     }
 }

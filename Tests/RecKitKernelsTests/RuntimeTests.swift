@@ -1,6 +1,7 @@
 import RecKitCore
 @testable import RecKitKernels
 import RecKitTestSupport
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -26,6 +27,29 @@ struct RuntimeTests {
                 #expect(c.allOnce)
             }
         }
+    }
+
+    @Test("slots are in range and never shared by two tasks running at once", arguments: [1, 2, 3])
+    func slots(threads: Int) {
+        let pool = ThreadPool(threads: threads)
+        let inUse = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: threads)
+        for i in 0..<threads { (inUse + i).initialize(to: Atomic(0)) }
+        defer { inUse.deinitialize(count: threads); inUse.deallocate() }
+        let clashes = Atomic<Int>(0), outOfRange = Atomic<Int>(0)
+        for _ in 0..<20 {
+            let c = Counter(100)
+            pool.parallelFor(100) { (task: Int, slot: Int) in
+                guard slot >= 0 && slot < threads else { outOfRange.add(1, ordering: .relaxed); return }
+                if inUse[slot].add(1, ordering: .acquiringAndReleasing).newValue != 1 { clashes.add(1, ordering: .relaxed) }
+                var x = 0
+                for k in 0..<(task % 7) * 200 { x &+= k }  // uneven tasks, so threads overlap in varied ways
+                c.slots.pointer[task] += 1 + (x == -1 ? 1 : 0)
+                inUse[slot].subtract(1, ordering: .acquiringAndReleasing)
+            }
+            #expect(c.allOnce)
+        }
+        #expect(clashes.load(ordering: .relaxed) == 0)
+        #expect(outOfRange.load(ordering: .relaxed) == 0)
     }
 
     @Test("nested parallelFor runs serially instead of deadlocking")

@@ -3,8 +3,8 @@ import RecKitCore
 
 /// Fused embedding-bag backward + sparse optimizer, FBGEMM-style, without sorting.
 ///
-/// Rows are partitioned among the pool's threads by a hash of the row id, so every row is owned by exactly one
-/// thread and no two threads write the same row or accumulator. Thread t scans all positions in order, keeps
+/// Rows are partitioned among the pool's threads by a hash of the row's 16-row block, so every row is owned by
+/// exactly one thread and no two threads write the same row, accumulator or cache line. Thread t scans all positions in order, keeps
 /// those it owns, aggregates their gradients per unique row in its private hash map (position order, so the
 /// sums equal the reference's bit for bit), then applies the optimizer once per unique row. The result does not
 /// depend on the thread count or scheduling.
@@ -28,82 +28,111 @@ enum OptimizedEmbeddingBackward {
         pool.parallelFor(parts) { t in
             let ws = partitions[t]
             let unique = aggregate(owner: t, of: parts, bags: bags, mode: mode, gradOutput: gradOutput,
-                                   dim: table.dim, ws: ws, prefetchRows: table.weights, prefetchState: state,
-                                   stateStride: update.optimizer == .adagrad ? table.dim : 1)
+                                   dim: table.dim, ws: ws)
             apply(unique: unique, ws: ws, table: table, state: state, update: update)
             for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
         }
     }
 
+    /// The thread that owns `row`. Ownership goes by blocks of 16 consecutive rows: 16 rows span 64·D bytes of
+    /// weights and 64 bytes of row-wise state, whole cache lines for any D, so two threads never write the same
+    /// line (hashing single rows made them fight over the state lines and ran 2 threads slower than 1).
     @inline(__always) static func owner(_ row: Int32, _ parts: Int) -> Int {
         // Multiply-shift range reduction (Lemire) instead of `%`: an integer division per index costs ~25 cycles.
-        Int((UInt64(UInt32(bitPattern: row) &* 0x85EB_CA6B) &* UInt64(parts)) >> 32)
+        Int((UInt64((UInt32(bitPattern: row) >> 4) &* 0x85EB_CA6B) &* UInt64(parts)) >> 32)
     }
 
     /// Sums each owned row's gradient over its occurrences; returns the number of unique owned rows.
+    ///
+    /// Two passes. The first lists the positions this thread owns (and their bags) without a branch: with two
+    /// threads ownership is a coin flip per position, and a branch on it mispredicted half the time — three such
+    /// branches per position cost more than the hashing and made 2 threads no faster than 1. The second walks only
+    /// the owned positions, in position order, with the hash slot and gradient row of a later position prefetched.
     static func aggregate(owner t: Int, of parts: Int, bags: JaggedBags, mode: PoolingMode,
-                          gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition,
-                          prefetchRows: UnsafeMutablePointer<Float>? = nil, prefetchState: UnsafeMutablePointer<Float>? = nil,
-                          stateStride: Int = 1) -> Int {
+                          gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition) -> Int {
         let keys = ws.keys.pointer, uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
         let grads = ws.grads.pointer
-        // Probe only as many slots as this thread's share needs (load ≤ 1/2; unused slots are always empty), so the
-        // map stays small enough for L2: count the owned positions first (a cheap sequential pass).
-        var owned = bags.count
-        if parts > 1 {
-            owned = 0
-            for p in 0..<bags.count where owner(bags.indices[p], parts) == t { owned += 1 }
-        }
+        let owned = ownedPositions(t, of: parts, bags, into: ws.positions.pointer, bags: ws.bagOf.pointer)
+        let positions = ws.positions.pointer, bagOf = ws.bagOf.pointer, indices = bags.indices
+        // Load between 1/3 and 2/3 (unused slots are always empty): linear probes stay within a line or two, and
+        // the map (8 B per slot) stays in L2 beside the gradient rows.
         var slotsNeeded = 16
-        while slotsNeeded < 2 * max(owned, 1) { slotsNeeded <<= 1 }
+        while slotsNeeded < owned + owned / 2 + 1 { slotsNeeded <<= 1 }
         let mask = min(slotsNeeded, ws.capacity) - 1
         let chunks = d / 16
-        var unique = 0
-        var start = 0
         let gLines = (d * 4 + 63) / 64
-        for b in 0..<bags.bagCount {
-            let end = OptimizedEmbeddingBag.bagEnd(bags, b, start)
-            let s = BagValidation.scale(mode, length: end - start)
+        var unique = 0
+        for k in 0..<owned {
+            if k + slotPrefetchDistance < owned {
+                // The map misses L2 about once per new row, the strided gradient rows once per bag: fetch both ahead.
+                let ahead = Int(positions[k + slotPrefetchDistance])
+                reckit_prefetch_write(keys + 2 * (slot(indices[ahead]) & mask))
+                let gAhead = gradOutput.row(Int(bagOf[k + slotPrefetchDistance]))
+                for l in 0..<gLines { reckit_prefetch(gAhead + l * 16) }
+            }
+            let p = Int(positions[k]), b = Int(bagOf[k])
+            let r = indices[p]
+            var h = slot(r) & mask
+            while keys[2 * h] != r && keys[2 * h] != -1 { h = (h + 1) & mask }
+            var f = bags.weights?[p] ?? 1
+            if mode == .mean { f *= BagValidation.scale(mode, length: bagLength(bags, b)) }
+            let fv = F16x(repeating: f)
             let g = gradOutput.row(b)
-            // Gradient rows are strided (one line per table in a [B, T·D] buffer): fetch a few bags ahead.
-            if b + gradPrefetchBags < bags.bagCount {
-                let ahead = gradOutput.row(b + gradPrefetchBags)
-                for l in 0..<gLines { reckit_prefetch(ahead + l * 16) }
+            if keys[2 * h] == -1 {
+                // First occurrence: acc = 0 + g·f (the reference's first step, without a memset + reload).
+                keys[2 * h] = r
+                keys[2 * h + 1] = Int32(unique)
+                uniq[unique] = r
+                hpos[unique] = Int32(h)
+                let acc = grads + unique * d
+                unique += 1
+                for c in 0..<chunks { store16(F16x.zero + load16(g + c * 16) * fv, acc + c * 16) }
+                for j in (chunks * 16)..<d { acc[j] = 0 + g[j] * f }
+            } else {
+                let acc = grads + Int(keys[2 * h + 1]) * d
+                for c in 0..<chunks { store16(load16(acc + c * 16) + load16(g + c * 16) * fv, acc + c * 16) }
+                for j in (chunks * 16)..<d { acc[j] += g[j] * f }
             }
-            for p in start..<end {
-                let r = bags.indices[p]
-                if owner(r, parts) != t { continue }
-                var h = Int((UInt32(bitPattern: r) &* 0x9E37_79B1) >> 7) & mask
-                while keys[2 * h] != r && keys[2 * h] != -1 { h = (h + 1) & mask }
-                let w = bags.weights?[p] ?? 1
-                let f = mode == .sum ? w : w * s
-                let fv = F16x(repeating: f)
-                if keys[2 * h] == -1 {
-                    // First occurrence: start fetching the row and its accumulator now (into L2), so the update pass
-                    // finds them close; acc = 0 + g·f (the reference's first step, without a memset + reload).
-                    if let prefetchRows { reckit_prefetch_l2(prefetchRows + Int(r) * d) }
-                    if let prefetchState { reckit_prefetch_l2(prefetchState + Int(r) * stateStride) }
-                    keys[2 * h] = r
-                    keys[2 * h + 1] = Int32(unique)
-                    uniq[unique] = r
-                    hpos[unique] = Int32(h)
-                    let acc = grads + unique * d
-                    unique += 1
-                    for c in 0..<chunks { store16(F16x.zero + load16(g + c * 16) * fv, acc + c * 16) }
-                    for j in (chunks * 16)..<d { acc[j] = 0 + g[j] * f }
-                } else {
-                    let acc = grads + Int(keys[2 * h + 1]) * d
-                    for c in 0..<chunks { store16(load16(acc + c * 16) + load16(g + c * 16) * fv, acc + c * 16) }
-                    for j in (chunks * 16)..<d { acc[j] += g[j] * f }
-                }
-            }
-            start = end
         }
         return unique
     }
 
-    /// Bags to look ahead when prefetching gradient rows.
-    static let gradPrefetchBags = 8
+    /// Number of positions in bag `b`.
+    @inline(__always) static func bagLength(_ bags: JaggedBags, _ b: Int) -> Int {
+        switch bags.boundaries {
+        case .offsets(let o): return Int(o[b + 1] &- o[b])
+        case .lengths(let l): return Int(l[b])
+        }
+    }
+
+    /// Home hash slot of a row (before masking).
+    @inline(__always) static func slot(_ row: Int32) -> Int {
+        Int((UInt32(bitPattern: row) &* 0x9E37_79B1) >> 7)
+    }
+
+    /// Writes the positions thread `t` owns, in order, and each one's bag; returns their count. Branch-free:
+    /// every position is written, and the cursor advances by 1 only when it is owned.
+    static func ownedPositions(_ t: Int, of parts: Int, _ jb: JaggedBags,
+                               into positions: UnsafeMutablePointer<Int32>, bags bagOf: UnsafeMutablePointer<Int32>) -> Int {
+        let p64 = UInt64(parts), t64 = UInt64(t), indices = jb.indices
+        var k = 0, start = 0
+        for b in 0..<jb.bagCount {
+            let end = OptimizedEmbeddingBag.bagEnd(jb, b, start)
+            let b32 = Int32(truncatingIfNeeded: b)
+            for p in start..<end {
+                let o = (UInt64((UInt32(bitPattern: indices[p]) >> 4) &* 0x85EB_CA6B) &* p64) >> 32
+                let x = o ^ t64
+                positions[k] = Int32(truncatingIfNeeded: p)
+                bagOf[k] = b32
+                k &+= Int(truncatingIfNeeded: 1 &- ((x | (0 &- x)) >> 63))   // 1 iff o == t
+            }
+            start = end
+        }
+        return k
+    }
+
+    /// Positions to look ahead when prefetching hash slots.
+    static let slotPrefetchDistance = 16
 
     /// Unique rows to look ahead when prefetching (≈ the misses one core keeps in flight).
     static let prefetchDistance = 48

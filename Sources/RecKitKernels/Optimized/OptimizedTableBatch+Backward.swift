@@ -12,25 +12,23 @@ extension OptimizedTableBatch {
         let b = batch.bagCount, tc = batch.tables.count
         let lookups = batch.bags.reduce(0) { $0 + $1.count }
         if b == 0 || tc == 0 || lookups == 0 { return }
-        // Each thread walks the tables in order and, within each, handles the rows it owns with the single-table
-        // machinery (compact per-table hash map, prefetched updates). One region, no barrier between tables: the
-        // ownership of a (table, row) never depends on another thread's progress.
+        // One task per (table, owner): the thread that runs it handles, in that table, the rows the owner owns,
+        // with the single-table machinery (owned positions, compact hash map, prefetched updates) and its own
+        // slot's scratch. Tasks are handed out dynamically, so a thread that runs slower (a busy vCPU) takes fewer
+        // of them instead of holding everyone up; the result does not depend on who runs what.
         let parts = lookups >= 512 ? pool.threadCount : 1
         let maxCount = batch.bags.map(\.count).max() ?? 0
-        workspace.prepare(partitions: parts, indices: maxCount, dim: batch.tables.map(\.dim).max() ?? 1)
+        workspace.prepare(partitions: pool.threadCount, indices: maxCount, dim: batch.tables.map(\.dim).max() ?? 1)
         let partitions = workspace.partitions
-        pool.parallelFor(parts) { t in
-            let ws = partitions[t]
-            for tb in 0..<tc {
-                let table = batch.tables[tb]
-                let grad = gradOutput.columns(batch.columnOffsets[tb], count: table.dim)
-                let unique = OptimizedEmbeddingBackward.aggregate(
-                    owner: t, of: parts, bags: batch.bags[tb], mode: mode, gradOutput: grad, dim: table.dim, ws: ws,
-                    prefetchRows: table.weights, prefetchState: states[tb].baseAddress,
-                    stateStride: update.optimizer == .adagrad ? table.dim : 1)
-                OptimizedEmbeddingBackward.apply(unique: unique, ws: ws, table: table, state: states[tb].baseAddress, update: update)
-                for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
-            }
+        pool.parallelFor(tc * parts) { task, slot in
+            let ws = partitions[slot]
+            let tb = task / parts, owner = task % parts
+            let table = batch.tables[tb]
+            let grad = gradOutput.columns(batch.columnOffsets[tb], count: table.dim)
+            let unique = OptimizedEmbeddingBackward.aggregate(
+                owner: owner, of: parts, bags: batch.bags[tb], mode: mode, gradOutput: grad, dim: table.dim, ws: ws)
+            OptimizedEmbeddingBackward.apply(unique: unique, ws: ws, table: table, state: states[tb].baseAddress, update: update)
+            for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
         }
     }
 }

@@ -34,7 +34,7 @@ public final class ThreadPool: @unchecked Sendable {
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var workers: [pthread_t] = []
     /// The current region's body and task count; written by the caller before `generation` is released.
-    nonisolated(unsafe) private var job: ((Int) -> Void)?
+    nonisolated(unsafe) private var job: ((Int, Int) -> Void)?
     nonisolated(unsafe) private var jobCount = 0
 
     /// Spin iterations before yielding, and yields before sleeping (≈ 50 µs and ≈ 2 ms on this machine).
@@ -60,15 +60,17 @@ public final class ThreadPool: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
         // Workers reference the pool unretained: deinit joins them before the memory goes away.
-        let me = Unmanaged.passUnretained(self).toOpaque()
-        for _ in 1..<threadCount {
+        for slot in 1..<threadCount {
+            let start = Unmanaged.passRetained(WorkerStart(pool: self, slot: slot)).toOpaque()
             var tid = pthread_t()
             let rc = pthread_create(&tid, nil, { arg in
                 guard let arg else { return nil }
-                Unmanaged<ThreadPool>.fromOpaque(arg)._withUnsafeGuaranteedRef { $0.workerLoop() }
+                let start = Unmanaged<WorkerStart>.fromOpaque(arg).takeRetainedValue()
+                let (pool, slot) = (start.pool, start.slot)
+                pool._withUnsafeGuaranteedRef { $0.workerLoop(slot: slot) }
                 return nil
-            }, me)
-            if rc == 0 { workers.append(tid) }
+            }, start)
+            if rc == 0 { workers.append(tid) } else { Unmanaged<WorkerStart>.fromOpaque(start).release() }
         }
     }
 
@@ -90,9 +92,16 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Runs `body(i)` for every `i` in `0..<count`, in parallel; returns after all calls finished.
     public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        parallelFor(count) { i, _ in body(i) }
+    }
+
+    /// Like `parallelFor(_:_:)`, and also tells each task which thread runs it: `slot` is in `0..<threadCount`
+    /// and no two tasks running at the same time share a slot, so per-slot scratch needs no locking. Which tasks
+    /// a slot gets depends on timing; results must not.
+    public func parallelFor(_ count: Int, _ body: (_ task: Int, _ slot: Int) -> Void) {
         if count <= 0 { return }
         if count == 1 || workers.isEmpty || !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            for i in 0..<count { body(i) }
+            for i in 0..<count { body(i, 0) }
             return
         }
         withoutActuallyEscaping(body) { escapable in
@@ -106,7 +115,7 @@ public final class ThreadPool: @unchecked Sendable {
                 pthread_cond_broadcast(cond)
                 pthread_mutex_unlock(mutex)
             }
-            runTasks(escapable, count)
+            runTasks(escapable, count, slot: 0)
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
                 spins += 1
@@ -151,15 +160,22 @@ public final class ThreadPool: @unchecked Sendable {
         return result
     }
 
-    @inline(__always) private func runTasks(_ body: (Int) -> Void, _ count: Int) {
+    @inline(__always) private func runTasks(_ body: (Int, Int) -> Void, _ count: Int, slot: Int) {
         while true {
             let i = nextTask.add(1, ordering: .relaxed).oldValue
             if i >= count { break }
-            body(i)
+            body(i, slot)
         }
     }
 
-    fileprivate func workerLoop() {
+    /// What a new worker thread needs: its pool (unretained, see `init`) and its slot.
+    private final class WorkerStart {
+        let pool: Unmanaged<ThreadPool>
+        let slot: Int
+        init(pool: ThreadPool, slot: Int) { self.pool = Unmanaged.passUnretained(pool); self.slot = slot }
+    }
+
+    fileprivate func workerLoop(slot: Int) {
         var seen = 0  // the generation at construction: a region issued before this thread ran is not missed
         while true {
             var spins = 0
@@ -182,7 +198,7 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = current
             if stopping.load(ordering: .acquiring) { return }
-            if let body = job { runTasks(body, jobCount) }
+            if let body = job { runTasks(body, jobCount, slot: slot) }
             pending.subtract(1, ordering: .releasing)
         }
     }

@@ -72,7 +72,8 @@ struct DenseKernelTests {
     }
 
     @Test("linear forward: fused bias + activation and the N=1 path match the reference",
-          arguments: [(1, 1, 1), (0, 5, 3), (3, 13, 16), (130, 13, 17), (64, 33, 1), (257, 256, 1), (5, 40, 300), (200, 367, 64)])
+          arguments: [(1, 1, 1), (0, 5, 3), (3, 13, 16), (130, 13, 17), (64, 33, 1), (257, 256, 1), (5, 40, 300), (200, 367, 64),
+                      (16, 367, 512), (17, 64, 9), (32, 7, 15), (33, 16, 8)])
     func linearForward(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         let c = LinearCase(seed: UInt64(m * 7 + k * 3 + n), m: m, k: k, n: n)

@@ -114,17 +114,16 @@ enum OptimizedEmbeddingBackward {
     /// every position is written, and the cursor advances by 1 only when it is owned.
     static func ownedPositions(_ t: Int, of parts: Int, _ jb: JaggedBags,
                                into positions: UnsafeMutablePointer<Int32>, bags bagOf: UnsafeMutablePointer<Int32>) -> Int {
-        let p64 = UInt64(parts), t64 = UInt64(t), indices = jb.indices
+        let indices = jb.indices
         var k = 0, start = 0
         for b in 0..<jb.bagCount {
             let end = OptimizedEmbeddingBag.bagEnd(jb, b, start)
             let b32 = Int32(truncatingIfNeeded: b)
             for p in start..<end {
-                let o = (UInt64((UInt32(bitPattern: indices[p]) >> 4) &* 0x85EB_CA6B) &* p64) >> 32
-                let x = o ^ t64
+                let x = UInt(bitPattern: owner(indices[p], parts) ^ t)
                 positions[k] = Int32(truncatingIfNeeded: p)
                 bagOf[k] = b32
-                k &+= Int(truncatingIfNeeded: 1 &- ((x | (0 &- x)) >> 63))   // 1 iff o == t
+                k &+= Int(truncatingIfNeeded: 1 &- ((x | (0 &- x)) >> 63))   // 1 iff owner == t
             }
             start = end
         }

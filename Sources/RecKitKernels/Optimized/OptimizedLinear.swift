@@ -103,35 +103,35 @@ enum OptimizedLinear {
 
     /// dZ = dY ⊙ act′(Y) in place (B × N), and db (+)= Σ_rows dZ from per-chunk column sums in chunk order.
     static func activationGradientAndBias(_ a: LinearBackwardArguments, pool: ThreadPool) {
-        let m = a.input.rows, n = a.output.columns
-        let chunks = ThreadPool.split(m, into: min(reductionChunks, max(m, 1)))
-        let partial = AlignedBuffer<Float>(count: chunks.count * n)
-        let pp = SendablePointer(partial.pointer)
-        pool.parallelFor(chunks.count) { t in
-            let sums = pp.base + t * n
-            for i in chunks[t] {
-                let gy = a.gradOutput.row(i), y = a.output.row(i)
-                OptimizedActivation.backwardRow(a.activation, y, gy, n)
+        let n = a.output.columns
+        chunkedColumnSums(rows: a.input.rows, width: n, into: a.gradBias, accumulate: a.accumulate, pool: pool) { rows, sums in
+            for i in rows {
+                let gy = a.gradOutput.row(i)
+                OptimizedActivation.backwardRow(a.activation, a.output.row(i), gy, n)
                 OptimizedActivation.addRow(gy, into: sums, n)
             }
-        }
-        if let db = a.gradBias {
-            if !a.accumulate { db.update(repeating: 0, count: n) }
-            for t in 0..<chunks.count { OptimizedActivation.addRow(partial.pointer + t * n, into: db, n) }
         }
     }
 
     /// N = 1: dW (+)= Σ_i dz_i·x_i, per fixed row chunk then summed in chunk order.
     static func gradWeightGEMV(_ a: LinearBackwardArguments, pool: ThreadPool) {
-        let m = a.input.rows, k = a.input.columns
-        let chunks = ThreadPool.split(m, into: min(reductionChunks, max(m, 1)))
-        let partial = AlignedBuffer<Float>(count: chunks.count * k)
-        let pp = SendablePointer(partial.pointer)
-        pool.parallelFor(chunks.count) { t in
-            let acc = pp.base + t * k
-            for i in chunks[t] { OptimizedActivation.axpy(a.gradOutput.row(i)[0], a.input.row(i), acc, k) }
+        let k = a.input.columns
+        chunkedColumnSums(rows: a.input.rows, width: k, into: a.gradWeight, accumulate: a.accumulate, pool: pool) { rows, acc in
+            for i in rows { OptimizedActivation.axpy(a.gradOutput.row(i)[0], a.input.row(i), acc, k) }
         }
-        if !a.accumulate { a.gradWeight.update(repeating: 0, count: k) }
-        for t in 0..<chunks.count { OptimizedActivation.addRow(partial.pointer + t * k, into: a.gradWeight, k) }
+    }
+
+    /// The deterministic parallel reduction both use: rows cut into `reductionChunks` fixed chunks, `body` adds its
+    /// chunk's rows into a zeroed `width`-float partial, then `dst` (+)= the partials in chunk order (when given),
+    /// so the result does not depend on the thread count.
+    static func chunkedColumnSums(rows m: Int, width: Int, into dst: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                                  pool: ThreadPool, _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        let chunks = ThreadPool.split(m, into: min(reductionChunks, max(m, 1)))
+        let partial = AlignedBuffer<Float>(count: chunks.count * width)
+        let pp = SendablePointer(partial.pointer)
+        pool.parallelFor(chunks.count) { t in body(chunks[t], pp.base + t * width) }
+        guard let dst else { return }
+        if !accumulate { dst.update(repeating: 0, count: width) }
+        for t in 0..<chunks.count { OptimizedActivation.addRow(partial.pointer + t * width, into: dst, width) }
     }
 }

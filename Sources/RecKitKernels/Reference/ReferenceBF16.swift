@@ -36,50 +36,18 @@ enum ReferenceBF16 {
         }
     }
 
+    /// x rounded to bf16 and widened back: what a bf16 GEMM multiplies.
+    @inline(__always) static func rounded(_ x: Float) -> Float { widen(round(x)) }
+
     /// Y = act(bf16(X)·bf16(W)ᵀ + b); N = 1 layers stay fp32 (a GEMV: nothing for bf16 to speed up).
     static func linearForward(_ a: LinearForwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
-        let m = a.input.rows, k = a.input.columns, n = a.output.columns
-        if n == 1 { return ReferenceDense.linearForward(a, pool: pool) }
-        for i in 0..<m {
-            for j in 0..<n {
-                var acc: Float = 0
-                for l in 0..<k { acc += widen(round(a.input.row(i)[l])) * widen(round(a.weight[j * k + l])) }
-                if let bias = a.bias { acc += bias[j] }
-                a.output.row(i)[j] = ReferenceDense.activate(a.activation, acc)
-            }
-        }
+        if a.output.columns == 1 { return ReferenceDense.linearForward(a, pool: pool) }
+        ReferenceDense.linearForward(a, pool: pool, operand: rounded)
     }
 
     /// dZ = dY ⊙ act′(Y) (fp32, written back), db = Σ dZ (fp32), dW (+)= bf16(dZ)ᵀ·bf16(X), dX = bf16(dZ)·bf16(W).
     static func linearBackward(_ a: LinearBackwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
-        let m = a.input.rows, k = a.input.columns, n = a.output.columns
-        if n == 1 { return ReferenceDense.linearBackward(a, pool: pool) }
-        for i in 0..<m {
-            for j in 0..<n {
-                a.gradOutput.row(i)[j] = ReferenceDense.derivative(a.activation, y: a.output.row(i)[j], dy: a.gradOutput.row(i)[j])
-            }
-        }
-        @inline(__always) func dz(_ i: Int, _ j: Int) -> Float { widen(round(a.gradOutput.row(i)[j])) }
-        for j in 0..<n {
-            for l in 0..<k {
-                var acc: Float = 0
-                for i in 0..<m { acc += dz(i, j) * widen(round(a.input.row(i)[l])) }
-                a.gradWeight[j * k + l] = a.accumulate ? a.gradWeight[j * k + l] + acc : acc
-            }
-            if let db = a.gradBias {
-                var acc: Float = 0
-                for i in 0..<m { acc += a.gradOutput.row(i)[j] }
-                db[j] = a.accumulate ? db[j] + acc : acc
-            }
-        }
-        if let gi = a.gradInput {
-            for i in 0..<m {
-                for l in 0..<k {
-                    var acc: Float = 0
-                    for j in 0..<n { acc += dz(i, j) * widen(round(a.weight[j * k + l])) }
-                    gi.row(i)[l] = acc
-                }
-            }
-        }
+        if a.output.columns == 1 { return ReferenceDense.linearBackward(a, pool: pool) }
+        ReferenceDense.linearBackward(a, pool: pool, operand: rounded)
     }
 }

@@ -20,19 +20,23 @@ enum ReferenceDense {
         }
     }
 
-    static func linearForward(_ a: LinearForwardArguments, pool: ThreadPool) {
+    /// Y = act(X·Wᵀ + b). `operand` maps every GEMM input element before it is multiplied: the identity here,
+    /// bf16 rounding for the mixed-precision twin (`ReferenceBF16`).
+    static func linearForward(_ a: LinearForwardArguments, pool: ThreadPool, operand q: (Float) -> Float = { $0 }) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         for i in 0..<m {
             for j in 0..<n {
                 var acc: Float = 0
-                for l in 0..<k { acc += a.input.row(i)[l] * a.weight[j * k + l] }
+                for l in 0..<k { acc += q(a.input.row(i)[l]) * q(a.weight[j * k + l]) }
                 if let bias = a.bias { acc += bias[j] }
                 a.output.row(i)[j] = activate(a.activation, acc)
             }
         }
     }
 
-    static func linearBackward(_ a: LinearBackwardArguments, pool: ThreadPool) {
+    /// dZ = dY ⊙ act′(Y) (written back), db (+)= Σ dZ, dW (+)= q(dZ)ᵀ·q(X), dX = q(dZ)·q(W), with `operand` q as in
+    /// `linearForward` (db always from the unmapped dZ).
+    static func linearBackward(_ a: LinearBackwardArguments, pool: ThreadPool, operand q: (Float) -> Float = { $0 }) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         for i in 0..<m {
             for j in 0..<n {
@@ -43,7 +47,7 @@ enum ReferenceDense {
         for j in 0..<n {
             for l in 0..<k {
                 var acc: Float = 0
-                for i in 0..<m { acc += a.gradOutput.row(i)[j] * a.input.row(i)[l] }
+                for i in 0..<m { acc += q(a.gradOutput.row(i)[j]) * q(a.input.row(i)[l]) }
                 a.gradWeight[j * k + l] = a.accumulate ? a.gradWeight[j * k + l] + acc : acc
             }
             if let db = a.gradBias {
@@ -56,7 +60,7 @@ enum ReferenceDense {
             for i in 0..<m {
                 for l in 0..<k {
                     var acc: Float = 0
-                    for j in 0..<n { acc += a.gradOutput.row(i)[j] * a.weight[j * k + l] }
+                    for j in 0..<n { acc += q(a.gradOutput.row(i)[j]) * q(a.weight[j * k + l]) }
                     gi.row(i)[l] = acc
                 }
             }

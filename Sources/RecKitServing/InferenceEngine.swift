@@ -166,6 +166,13 @@ public final class InferenceEngine: @unchecked Sendable {
             // Preprocessing validated shapes and ids, so this is a model/input mismatch: report, never crash.
             result = .failure(RequestError(.invalid, "the model refused the batch: \(error)"))
         }
+        // Count the batch before anyone hears back, so a client that has its scores also sees them in the counters
+        // and /metrics (resuming first let a test read 63 of 64 rows).
+        pthread_mutex_lock(mutex)
+        counters.batches += 1
+        counters.rows += rows.count
+        pthread_mutex_unlock(mutex)
+        onBatch?(BatchEvent(rows: rows.count, requests: batch.count, seconds: Double(Self.now() - t0) / 1e9))
         var offset = 0
         for w in batch {
             switch result {
@@ -177,10 +184,5 @@ public final class InferenceEngine: @unchecked Sendable {
             }
             offset += w.rows.count
         }
-        pthread_mutex_lock(mutex)
-        counters.batches += 1
-        counters.rows += rows.count
-        pthread_mutex_unlock(mutex)
-        onBatch?(BatchEvent(rows: rows.count, requests: batch.count, seconds: Double(Self.now() - t0) / 1e9))
     }
 }

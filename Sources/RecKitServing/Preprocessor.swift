@@ -16,11 +16,19 @@ public struct PreparedRows: Sendable, Equatable {
         lengths = Array(repeating: [], count: features)
     }
 
-    mutating func appendRow(dense d: [Float], ids rowIDs: [[Int32]]) {
-        dense += d
+    /// Starts a row with its `features` dense values `value(j)` (a lone 0 when the model has no dense features: its
+    /// dense input is one column wide). `appendIDs` completes the row. Nothing is allocated per row; after a throw
+    /// the batch holds a partial row and must be discarded (the request fails).
+    mutating func appendDense<E: Error>(_ features: Int, _ value: (Int) throws(E) -> Float) throws(E) {
+        for j in 0..<features { dense.append(try value(j)) }
+        if features == 0 { dense.append(0) }
+    }
+
+    /// Completes the row started by `appendDense` with one id per sparse feature, `id(f)`.
+    mutating func appendIDs<E: Error>(_ id: (Int) throws(E) -> Int32) throws(E) {
         for f in 0..<ids.count {
-            ids[f] += rowIDs[f]
-            lengths[f].append(Int32(rowIDs[f].count))
+            ids[f].append(try id(f))
+            lengths[f].append(1)
         }
         count += 1
     }
@@ -121,9 +129,6 @@ public final class Preprocessor: @unchecked Sendable {
         guard !rows.isEmpty else { throw RequestError(.invalid, "empty batch: \"rows\" has no rows") }
         var out = PreparedRows(denseWidth: denseWidth, features: schema.sparse.count)
         let nd = schema.denseNames.count, ns = schema.sparse.count
-        var d: [Float] = [], ids: [[Int32]] = []
-        d.reserveCapacity(denseWidth)
-        ids.reserveCapacity(ns)
         for (r, rowValue) in rows.enumerated() {
             guard case .object(let members) = rowValue else {
                 throw RequestError(.invalid, "rows[\(r)] must be an object with \"dense\" and \"categorical\"")
@@ -139,13 +144,9 @@ public final class Preprocessor: @unchecked Sendable {
                 }
             }
             guard dense.count == nd else { throw RequestError(.invalid, "rows[\(r)].dense has \(dense.count) values, the model expects \(nd)") }
-            d.removeAll(keepingCapacity: true)
-            for (j, v) in dense.enumerated() { d.append(try denseValue(JSONScalar(v), "rows[\(r)].dense[\(j)]")) }
-            if nd == 0 { d.append(0) }
+            try out.appendDense(nd) { (j) throws(RequestError) in try denseValue(JSONScalar(dense[j]), "rows[\(r)].dense[\(j)]") }
             guard cats.count == ns else { throw RequestError(.invalid, "rows[\(r)].categorical has \(cats.count) values, the model expects \(ns)") }
-            ids.removeAll(keepingCapacity: true)
-            for (f, v) in cats.enumerated() { ids.append([try sparseID(f, JSONScalar(v), "rows[\(r)].categorical[\(f)]")]) }
-            out.appendRow(dense: d, ids: ids)
+            try out.appendIDs { (f) throws(RequestError) in try sparseID(f, JSONScalar(cats[f]), "rows[\(r)].categorical[\(f)]") }
         }
         return out
     }
@@ -166,12 +167,8 @@ public final class Preprocessor: @unchecked Sendable {
                     throw RequestError(.invalid, "instances[\(r)]: unknown feature '\(name)' (the model's features: \(featureList))")
                 }
             }
-            var d: [Float] = []
-            for j in 0..<nd { d.append(try denseValue(dense[j], "instances[\(r)].\(schema.denseNames[j])")) }
-            if nd == 0 { d.append(0) }
-            var ids: [[Int32]] = []
-            for f in 0..<ns { ids.append([try sparseID(f, cats[f], "instances[\(r)].\(schema.sparse[f].name)")]) }
-            out.appendRow(dense: d, ids: ids)
+            try out.appendDense(nd) { (j) throws(RequestError) in try denseValue(dense[j], "instances[\(r)].\(schema.denseNames[j])") }
+            try out.appendIDs { (f) throws(RequestError) in try sparseID(f, cats[f], "instances[\(r)].\(schema.sparse[f].name)") }
         }
         return out
     }
@@ -252,12 +249,8 @@ public final class Preprocessor: @unchecked Sendable {
                     do throws(FieldIssue) { try format.parse(line, into: &row) } catch {
                         throw RequestError(.invalid, "line \(lineNumber), column \(error.column): \(error.reason)")
                     }
-                    var d: [Float] = row.dense.map { PreprocessingSpec.transformDense($0) }
-                    if d.isEmpty { d = [0] }
-                    var ids: [[Int32]] = []
-                    ids.reserveCapacity(row.categorical.count)
-                    for (f, k) in row.categorical.enumerated() { ids.append([try encode(f, k, "line \(lineNumber), C\(f + 1)")]) }
-                    out.appendRow(dense: d, ids: ids)
+                    out.appendDense(row.dense.count) { PreprocessingSpec.transformDense(row.dense[$0]) }
+                    try out.appendIDs { (f) throws(RequestError) in try encode(f, row.categorical[f], "line \(lineNumber), C\(f + 1)") }
                 }
                 start = end + 1
             }

@@ -23,16 +23,9 @@ enum ReferenceBF16 {
     }
 
     static func gemm(_ g: BF16GEMMArguments) {
-        for i in 0..<g.m {
-            for j in 0..<g.n {
-                var acc: Float = 0
-                for l in 0..<g.k {
-                    let a = g.transA == .none ? g.a[i * g.lda + l] : g.a[l * g.lda + i]
-                    let b = g.transB == .none ? g.b[l * g.ldb + j] : g.b[j * g.ldb + l]
-                    acc += widen(a) * widen(b)
-                }
-                g.c[i * g.ldc + j] = g.accumulate ? g.c[i * g.ldc + j] + acc : acc
-            }
+        ReferenceDense.products(m: g.m, n: g.n, k: g.k, transA: g.transA, lda: g.lda, transB: g.transB, ldb: g.ldb,
+                                a: { widen(g.a[$0]) }, b: { widen(g.b[$0]) }) { i, j, acc in
+            g.c[i * g.ldc + j] = g.accumulate ? g.c[i * g.ldc + j] + acc : acc
         }
     }
 

@@ -6,16 +6,24 @@ import Glibc
 enum ReferenceDense {
     /// C ← alpha·op(A)·op(B) + beta·C with a k-ordered Float accumulation; beta = 0 ignores C.
     static func gemm(_ g: GEMMArguments, pool: ThreadPool) {
-        for i in 0..<g.m {
-            for j in 0..<g.n {
+        products(m: g.m, n: g.n, k: g.k, transA: g.transA, lda: g.lda, transB: g.transB, ldb: g.ldb,
+                 a: { g.a[$0] }, b: { g.b[$0] }) { i, j, acc in
+            let c = g.c + i * g.ldc + j
+            c.pointee = g.beta == 0 ? g.alpha * acc : g.alpha * acc + g.beta * c.pointee
+        }
+    }
+
+    /// The GEMM definition shared by the fp32 and bf16 twins: for every (i, j), Σ_l op(A)[i, l]·op(B)[l, j] summed
+    /// in l order and handed to `store`. `a` and `b` read (and widen) the element at a flat index of A and B.
+    static func products(m: Int, n: Int, k: Int, transA: Transpose, lda: Int, transB: Transpose, ldb: Int,
+                         a: (Int) -> Float, b: (Int) -> Float, store: (Int, Int, Float) -> Void) {
+        for i in 0..<m {
+            for j in 0..<n {
                 var acc: Float = 0
-                for l in 0..<g.k {
-                    let a = g.transA == .none ? g.a[i * g.lda + l] : g.a[l * g.lda + i]
-                    let b = g.transB == .none ? g.b[l * g.ldb + j] : g.b[j * g.ldb + l]
-                    acc += a * b
+                for l in 0..<k {
+                    acc += a(transA == .none ? i * lda + l : l * lda + i) * b(transB == .none ? l * ldb + j : j * ldb + l)
                 }
-                let c = g.c + i * g.ldc + j
-                c.pointee = g.beta == 0 ? g.alpha * acc : g.alpha * acc + g.beta * c.pointee
+                store(i, j, acc)
             }
         }
     }

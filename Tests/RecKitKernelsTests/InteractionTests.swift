@@ -20,7 +20,7 @@ struct InteractionTests {
         return (res, intact)
     }
 
-    @Test("forward equals the reference bit for bit", arguments: [(1, 1), (2, 16), (3, 4), (16, 16), (17, 17), (27, 16), (33, 32), (5, 1)])
+    @Test("forward equals the reference bit for bit", arguments: [(1, 1), (1, 16), (2, 16), (3, 4), (9, 16), (16, 16), (17, 17), (27, 16), (33, 32), (5, 1)])
     func forward(shape: (Int, Int)) {
         let (f, d) = shape
         var data = TestData(seed: UInt64(f * 31 + d))
@@ -46,7 +46,7 @@ struct InteractionTests {
         #expect(withDiag == [1, 1, 2, 4, 3, 6, 9])
     }
 
-    @Test("backward matches the reference and finite differences", arguments: [(3, 5), (17, 16), (27, 16), (4, 33)])
+    @Test("backward matches the reference and finite differences", arguments: [(1, 16), (3, 5), (9, 32), (17, 16), (27, 16), (4, 33)])
     func backward(shape: (Int, Int)) {
         let (f, d) = shape
         var data = TestData(seed: UInt64(f + d))
@@ -73,6 +73,22 @@ struct InteractionTests {
                 }
                 let numeric = (0..<(b * f * d)).map { Float(finiteDifference(x.pointer, $0, loss)) }
                 assertClose(grads[1], numeric, .finiteDifference, "finite differences F=\(f) D=\(d) diag=\(diag)")
+            }
+        }
+    }
+
+    @Test("16×16 register transpose equals the plain one", arguments: [0, 1, 7, 15, 16])
+    func transpose(rows: Int) {
+        var data = TestData(seed: UInt64(rows + 5))
+        let srcStride = 21, dstStride = 35
+        let src = data.buffer(16 * srcStride)
+        let dst = AlignedBuffer<Float>(count: 16 * dstStride)
+        dst.fill(-7)
+        transpose16x16(src.pointer, rowStride: srcStride, rows: rows, into: dst.pointer, rowStride: dstStride)
+        for c in 0..<16 {
+            for r in 0..<dstStride {
+                let expected: Float = r >= 16 ? -7 : (r < rows ? src.pointer[r * srcStride + c] : 0)
+                #expect(dst.pointer[c * dstStride + r] == expected, "row \(r) column \(c)")
             }
         }
     }

@@ -1,4 +1,5 @@
-/// Plain-loop twin of the DLRM dot interaction.
+/// Plain-loop twin of the DLRM dot interaction. Dots accumulate in l order with fused multiply-adds (as the
+/// optimized kernel's FMA units do), so the forward twins agree bit for bit.
 enum ReferenceInteraction {
     static func forward(_ a: InteractionArguments, output: MatrixView, pool: ThreadPool) throws(KernelError) {
         try a.validate(output: output)
@@ -10,7 +11,7 @@ enum ReferenceInteraction {
             for i in 0..<f {
                 for j in 0..<(a.includeDiagonal ? i + 1 : i) {
                     var acc: Float = 0
-                    for l in 0..<d { acc += x[i * d + l] * x[j * d + l] }
+                    for l in 0..<d { acc = acc.addingProduct(x[i * d + l], x[j * d + l]) }
                     out[p] = acc
                     p += 1
                 }

@@ -1,7 +1,9 @@
 import RecKitCore
 
 /// bfloat16 kernels: SIMD conversion (16 lanes of integer arithmetic, bit-identical to `vcvtneps2bf16`), the bf16
-/// GEMM on oneDNN (`BF16Runtime`), and the mixed-precision linear layer built from them. Without oneDNN the GEMM
+/// GEMM on oneDNN (`BF16Runtime`), and the mixed-precision linear layer built from them. Like the fp32 GEMMs on
+/// OpenBLAS, every bf16 GEMM is split by RecKit's pool and each block runs single-threaded on its thread, so
+/// conversion, GEMM and epilogue of a block run back to back on one core and no second thread team exists. Without oneDNN the GEMM
 /// falls back to the reference loops (correct, slow; `reckit` refuses `--precision bf16` then and says why).
 enum OptimizedBF16 {
     typealias U16x = SIMD16<UInt32>
@@ -31,28 +33,25 @@ enum OptimizedBF16 {
     }
 
     /// Converts `rows` rows of `cols` floats (source row stride `stride`) into a contiguous rows×cols bf16 matrix,
-    /// rows split across the pool.
+    /// on the calling thread.
+    @inline(__always)
+    static func convertRows(_ src: UnsafePointer<Float>, stride: Int, rows: Range<Int>, cols: Int, into dst: UnsafeMutablePointer<UInt16>) {
+        if stride == cols {
+            toBF16(src + rows.lowerBound * cols, dst + rows.lowerBound * cols, rows.count * cols)
+        } else {
+            for i in rows { toBF16(src + i * stride, dst + i * cols, cols) }
+        }
+    }
+
+    /// The same, rows split across the pool.
     static func convertRows(_ src: UnsafePointer<Float>, stride: Int, rows: Int, cols: Int,
                             into dst: UnsafeMutablePointer<UInt16>, pool: ThreadPool) {
         let parts = ThreadPool.split(rows, into: rows * cols < 1 << 15 ? 1 : pool.threadCount)
         let s = SendablePointer(UnsafeMutablePointer(mutating: src)), d = SendablePointer(dst)
-        if stride == cols {
-            pool.parallelFor(parts.count) { t in
-                let r = parts[t]
-                toBF16(s.base + r.lowerBound * cols, d.base + r.lowerBound * cols, r.count * cols)
-            }
-        } else {
-            pool.parallelFor(parts.count) { t in
-                for i in parts[t] { toBF16(s.base + i * stride, d.base + i * cols, cols) }
-            }
-        }
+        pool.parallelFor(parts.count) { t in convertRows(s.base, stride: stride, rows: parts[t], cols: cols, into: d.base) }
     }
 
-    /// The GEMM on oneDNN's threads, with this pool's idle workers asleep meanwhile.
-    static func gemm(_ g: BF16GEMMArguments, pool: ThreadPool) {
-        pool.withWorkersParked { gemm(g) }
-    }
-
+    /// One bf16 GEMM on the calling thread (oneDNN runs single-threaded in each caller; see `BF16Runtime`).
     static func gemm(_ g: BF16GEMMArguments) {
         if g.m == 0 || g.n == 0 { return }
         if g.k == 0 {
@@ -62,20 +61,33 @@ enum OptimizedBF16 {
         guard BF16Runtime.isAvailable, BF16Runtime.gemm(g) == 0 else { return ReferenceBF16.gemm(g) }
     }
 
+    /// Row blocks for a GEMM with `m` rows: one per thread when the work is worth splitting (each block re-packs
+    /// B inside oneDNN, so fewer, larger blocks win), else one.
+    static func rowBlocks(_ m: Int, work: Int, _ pool: ThreadPool) -> [Range<Int>] {
+        ThreadPool.split(m, into: work < OptimizedGEMM.parallelThreshold ? 1 : min(pool.threadCount, max(1, m / 16)))
+    }
+
+    /// Y = act(bf16(X)·bf16(W)ᵀ + b). W is converted once (split across the pool); then each task converts its
+    /// block of X's rows, multiplies it and applies bias and activation while the block is still in cache.
     static func linearForward(_ a: LinearForwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if m == 0 || n == 0 { return }
         if n == 1 { return OptimizedLinear.forward(a, pool: pool) }
         s.reserve(input: m * k, weight: n * k, gradOutput: m * n)
         convertRows(a.weight, stride: k, rows: n, cols: k, into: s.weight.pointer, pool: pool)
-        convertRows(a.input.base, stride: a.input.rowStride, rows: m, cols: k, into: s.input.pointer, pool: pool)
-        gemm(BF16GEMMArguments(transA: .none, transB: .transposed, m: m, n: n, k: k, a: s.input.pointer, lda: k,
-                               b: s.weight.pointer, ldb: k, c: a.output.base, ldc: a.output.rowStride), pool: pool)
-        let parts = ThreadPool.split(m, into: m * n < 1 << 14 ? 1 : pool.threadCount)
-        pool.parallelFor(parts.count) { t in OptimizedLinear.epilogue(a, rows: parts[t], cols: 0..<n) }
+        let x = SendablePointer(s.input.pointer), w = SendablePointer(s.weight.pointer)
+        let blocks = rowBlocks(m, work: m * n * k, pool)
+        pool.parallelFor(blocks.count) { t in
+            let r = blocks[t]
+            convertRows(a.input.base, stride: a.input.rowStride, rows: r, cols: k, into: x.base)
+            gemm(BF16GEMMArguments(transA: .none, transB: .transposed, m: r.count, n: n, k: k, a: x.base + r.lowerBound * k,
+                                   lda: k, b: w.base, ldb: k, c: a.output.row(r.lowerBound), ldc: a.output.rowStride))
+            OptimizedLinear.epilogue(a, rows: r, cols: 0..<n)
+        }
     }
 
-    /// Uses the bf16 X and W that `linearForward` left in `s` (same input and weights).
+    /// Uses the bf16 X and W that `linearForward` left in `s` (same input and weights). dZ is converted once;
+    /// dW (+)= bf16(dZ)ᵀ·bf16(X) is split by dW's rows, dX = bf16(dZ)·bf16(W) by dX's rows.
     static func linearBackward(_ a: LinearBackwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if n == 0 { return }
@@ -84,10 +96,19 @@ enum OptimizedBF16 {
         OptimizedLinear.activationGradientAndBias(a, pool: pool)
         if m == 0 { return }
         convertRows(a.gradOutput.base, stride: a.gradOutput.rowStride, rows: m, cols: n, into: s.gradOutput.pointer, pool: pool)
-        gemm(BF16GEMMArguments(transA: .transposed, transB: .none, m: n, n: k, k: m, a: s.gradOutput.pointer, lda: n,
-                               b: s.input.pointer, ldb: k, accumulate: a.accumulate, c: a.gradWeight, ldc: k), pool: pool)
+        let x = SendablePointer(s.input.pointer), w = SendablePointer(s.weight.pointer), dz = SendablePointer(s.gradOutput.pointer)
+        let dwBlocks = rowBlocks(n, work: m * n * k, pool)
+        pool.parallelFor(dwBlocks.count) { t in
+            let r = dwBlocks[t]
+            gemm(BF16GEMMArguments(transA: .transposed, transB: .none, m: r.count, n: k, k: m, a: dz.base + r.lowerBound,
+                                   lda: n, b: x.base, ldb: k, accumulate: a.accumulate, c: a.gradWeight + r.lowerBound * k, ldc: k))
+        }
         guard let gi = a.gradInput else { return }
-        gemm(BF16GEMMArguments(transA: .none, transB: .none, m: m, n: k, k: n, a: s.gradOutput.pointer, lda: n,
-                               b: s.weight.pointer, ldb: k, c: gi.base, ldc: gi.rowStride), pool: pool)
+        let dxBlocks = rowBlocks(m, work: m * n * k, pool)
+        pool.parallelFor(dxBlocks.count) { t in
+            let r = dxBlocks[t]
+            gemm(BF16GEMMArguments(transA: .none, transB: .none, m: r.count, n: k, k: n, a: dz.base + r.lowerBound * n,
+                                   lda: n, b: w.base, ldb: k, c: gi.row(r.lowerBound), ldc: gi.rowStride))
+        }
     }
 }

@@ -8,9 +8,10 @@ import CDNNL
 /// cached per shape. Debian's OpenBLAS exports no `sbgemm`. A hand-written AMX kernel (tile config, VNNI packing,
 /// ragged edges, three GEMM orientations) is the path to more; not done yet (see README, performance).
 ///
-/// The library is `dlopen`ed (not linked): RecKit runs without it (fp32 only) and sets `OMP_WAIT_POLICY=PASSIVE`
-/// (unless the user set it) before libgomp starts, so idle OpenMP threads sleep instead of competing with
-/// RecKit's pool for the cores between GEMMs. oneDNN's OpenMP threads run the GEMM; the caller is one thread.
+/// The library is `dlopen`ed (not linked): RecKit runs without it (fp32 only). oneDNN is pinned to one thread per
+/// call (libgomp's team size forced to 1) and RecKit's pool splits each GEMM across its threads, exactly as it does
+/// with OpenBLAS: no second thread team competes for the cores, and a block's bf16 conversion, GEMM and epilogue run
+/// back to back on one core. Each calling thread keeps its own cached primitives and scratchpad (see CDNNL).
 public enum BF16Runtime {
     /// True when bf16 matmul runs natively (oneDNN found, CPU with AMX or AVX512-BF16).
     public static var isAvailable: Bool { reckit_dnnl_load() == 1 }

@@ -14,7 +14,8 @@ import Glibc
 /// Why not Dispatch or TaskGroup: measured on this 2-core machine, a region costs ~0.3 µs here against
 /// 0.6 µs (concurrentPerform, which also did not parallelise items under ~15 µs) and 2–5 µs (TaskGroup).
 /// Idle workers spin briefly (`pause`), then yield, then sleep on a condition variable, so an idle pool costs
-/// no CPU. OpenBLAS runs single-threaded inside tasks (see `BLASRuntime`), so only this pool's threads exist.
+/// no CPU. OpenBLAS and oneDNN run single-threaded inside tasks (see `BLASRuntime`, `BF16Runtime`), so only this pool's
+/// threads exist.
 ///
 /// A `parallelFor` issued from inside a task (nested) or while another thread holds the pool runs serially on
 /// the calling thread: correct, never deadlocking.
@@ -28,8 +29,6 @@ public final class ThreadPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
     private let sleepers = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
-    /// Set while `withWorkersParked` runs: idle workers go to sleep at once instead of spinning/yielding.
-    private let parked = Atomic<Bool>(false)
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var workers: [pthread_t] = []
@@ -126,14 +125,6 @@ public final class ThreadPool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
-    /// Runs `body` on the caller while this pool's idle workers sleep instead of spinning or yielding, so another
-    /// runtime's threads (oneDNN's OpenMP team) get the cores to themselves. The next `parallelFor` wakes them.
-    public func withWorkersParked<T>(_ body: () throws -> T) rethrows -> T {
-        parked.store(true, ordering: .relaxed)
-        defer { parked.store(false, ordering: .relaxed) }
-        return try body()
-    }
-
     /// Splits `0..<total` into at most `parts` contiguous chunks of at least `minChunk` and runs
     /// `body(range)` on each in parallel. Chunk boundaries depend only on the arguments (deterministic).
     public func parallelChunks(_ total: Int, parts: Int? = nil, minChunk: Int = 1,
@@ -182,10 +173,9 @@ public final class ThreadPool: @unchecked Sendable {
             var current = generation.load(ordering: .acquiring)
             while current == seen {
                 spins += 1
-                let spinning = !parked.load(ordering: .relaxed)
-                if spinning && spins < spinLimit {
+                if spins < spinLimit {
                     reckit_cpu_relax()
-                } else if spinning && spins < spinLimit + yieldLimit {
+                } else if spins < spinLimit + yieldLimit {
                     sched_yield()
                 } else {
                     pthread_mutex_lock(mutex)

@@ -111,7 +111,7 @@ public struct ModelBenchmark {
                     model.zeroGrad()
                     try model.backward(dense: b.dense, update: update, pool: pool)
                     let t0 = BenchTiming.now()
-                    dense.apply(model.denseParameters, lr: 0.01)
+                    dense.apply(model.denseParameters, lr: 0.01, pool: pool)
                     if model.phaseClock != nil { model.phaseSeconds["optimizer", default: 0] += BenchTiming.now() - t0 }
                 }
             } catch { failure = error }

@@ -216,7 +216,7 @@ public enum Trainer {
                                           weightDecay: o.embeddingL2)
                 try model.backward(dense: dense, update: update, pool: pool)
                 if let c = o.clipNorm { Self.clip(model.denseParameters, maxNorm: c) }
-                optimizer.apply(model.denseParameters, lr: o.learningRate * scale)
+                optimizer.apply(model.denseParameters, lr: o.learningRate * scale, pool: pool)
                 steps += 1
                 seen += b.size
                 position = TrainPosition()

@@ -1,7 +1,7 @@
 import CBLAS
 
 /// GEMM on OpenBLAS, partitioned by RecKit's pool: each task calls single-threaded `cblas_sgemm` on a block
-/// of C's rows (or columns when C is short and wide), so OpenBLAS and the pool never oversubscribe the cores.
+/// of C's rows (or columns when C has fewer rows than columns), so OpenBLAS and the pool never oversubscribe the cores.
 /// Without OpenBLAS (not installed) it falls back to the reference loop; `reckit` warns about that at start.
 enum OptimizedGEMM {
     /// Below this many multiply-adds a single call beats splitting (pool + packing overhead).
@@ -19,7 +19,9 @@ enum OptimizedGEMM {
             call(blas, g)
             return
         }
-        if g.m >= 2 * pool.threadCount * 8 && g.m >= g.n / 4 {
+        // Each task packs all of the operand it does not split: split C's rows when B (k×n) is the smaller one to
+        // repeat (n ≤ m), its columns otherwise (small batches against wide weights).
+        if g.m >= 2 * pool.threadCount * 8 && (g.m >= g.n || g.n < 2 * pool.threadCount * 16) {
             let parts = ThreadPool.split(g.m, into: pool.threadCount)
             pool.parallelFor(parts.count) { t in
                 var sub = g

@@ -11,7 +11,8 @@ enum OptimizedLinear {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if m == 0 || n == 0 { return }
         if n == 1 { return forwardGEMV(a, pool: pool) }
-        let byRows = m >= 64 || n < 128
+        // Split the batch when it is at least as wide as the output (each task then repacks all of W), else W's rows.
+        let byRows = m >= n || n < 128
         let parts = ThreadPool.split(byRows ? m : n, into: m * n * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)
         pool.parallelFor(parts.count) { t in
             let r = parts[t]

@@ -73,7 +73,9 @@ struct DenseKernelTests {
 
     @Test("linear forward: fused bias + activation and the N=1 path match the reference",
           arguments: [(1, 1, 1), (0, 5, 3), (3, 13, 16), (130, 13, 17), (64, 33, 1), (257, 256, 1), (5, 40, 300), (200, 367, 64),
-                      (16, 367, 512), (17, 64, 9), (32, 7, 15), (33, 16, 8)])
+                      (16, 367, 512), (17, 64, 9), (32, 7, 15), (33, 16, 8),
+                      // the small-batch path: K = 16 exactly, K mod 16 ≠ 0, M and N not multiples of 4, M = 32
+                      (1, 16, 2), (2, 17, 5), (3, 31, 7), (4, 16, 4), (32, 33, 130)])
     func linearForward(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         let c = LinearCase(seed: UInt64(m * 7 + k * 3 + n), m: m, k: k, n: n)

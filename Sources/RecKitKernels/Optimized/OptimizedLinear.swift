@@ -2,7 +2,8 @@ import RecKitCore
 
 /// Linear layer Y = act(X·Wᵀ + b) and its backward on the partitioned GEMM, with the bias and activation fused
 /// into an epilogue that runs on each task's block right after its GEMM (while it is still in cache), and a
-/// SIMD dot-product path for N = 1 layers (the 256→1 output layer, which BLAS runs at 5–25 GFLOP/s).
+/// SIMD dot-product path for N = 1 layers (the 256→1 output layer, which BLAS runs at 5–25 GFLOP/s) and for
+/// small batches (`OptimizedSmallBatchLinear`).
 enum OptimizedLinear {
     /// Row chunks of the bias-gradient reduction: fixed, so db does not depend on the thread count.
     static let reductionChunks = 8
@@ -11,6 +12,7 @@ enum OptimizedLinear {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if m == 0 || n == 0 { return }
         if n == 1 { return forwardGEMV(a, pool: pool) }
+        if OptimizedSmallBatchLinear.applies(m: m, k: k, n: n) { return OptimizedSmallBatchLinear.forward(a, pool: pool) }
         // Split the batch when it is at least as wide as the output (each task then repacks all of W), else W's rows.
         let byRows = m >= n || n < 128
         let parts = ThreadPool.split(byRows ? m : n, into: m * n * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)

@@ -91,7 +91,8 @@ struct BF16KernelTests {
     }
 
     @Test("mixed-precision linear forward/backward: optimized = reference, and within bf16 rounding of fp32",
-          arguments: [(1, 1, 4), (0, 5, 3), (3, 13, 16), (130, 13, 64), (64, 33, 1), (50, 367, 512), (17, 256, 64)])
+          arguments: [(1, 1, 4), (0, 5, 3), (3, 13, 16), (130, 13, 64), (64, 33, 1), (50, 367, 512), (17, 256, 64),
+                      (40, 32, 32), (40, 31, 64), (40, 64, 31)])
     func linear(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         let c = LinearCase(seed: UInt64(m * 5 + k + n * 11), m: m, k: k, n: n)

@@ -72,7 +72,7 @@ enum OptimizedBF16 {
     static func linearForward(_ a: LinearForwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if m == 0 || n == 0 { return }
-        if n == 1 { return OptimizedLinear.forward(a, pool: pool) }
+        if !BF16Policy.usesBF16(inFeatures: k, outFeatures: n) { return OptimizedLinear.forward(a, pool: pool) }
         s.reserve(input: m * k, weight: n * k, gradOutput: m * n)
         convertRows(a.weight, stride: k, rows: n, cols: k, into: s.weight.pointer, pool: pool)
         let x = SendablePointer(s.input.pointer), w = SendablePointer(s.weight.pointer)
@@ -91,7 +91,7 @@ enum OptimizedBF16 {
     static func linearBackward(_ a: LinearBackwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
         if n == 0 { return }
-        if n == 1 { return OptimizedLinear.backward(a, pool: pool) }
+        if !BF16Policy.usesBF16(inFeatures: k, outFeatures: n) { return OptimizedLinear.backward(a, pool: pool) }
         s.reserve(input: m * k, weight: n * k, gradOutput: m * n)
         OptimizedLinear.activationGradientAndBias(a, pool: pool)
         if m == 0 { return }

@@ -32,15 +32,15 @@ enum ReferenceBF16 {
     /// x rounded to bf16 and widened back: what a bf16 GEMM multiplies.
     @inline(__always) static func rounded(_ x: Float) -> Float { widen(round(x)) }
 
-    /// Y = act(bf16(X)·bf16(W)ᵀ + b); N = 1 layers stay fp32 (a GEMV: nothing for bf16 to speed up).
+    /// Y = act(bf16(X)·bf16(W)ᵀ + b); layers narrower than `BF16Policy.minWidth` stay fp32.
     static func linearForward(_ a: LinearForwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
-        if a.output.columns == 1 { return ReferenceDense.linearForward(a, pool: pool) }
+        if !BF16Policy.usesBF16(inFeatures: a.input.columns, outFeatures: a.output.columns) { return ReferenceDense.linearForward(a, pool: pool) }
         ReferenceDense.linearForward(a, pool: pool, operand: rounded)
     }
 
     /// dZ = dY ⊙ act′(Y) (fp32, written back), db = Σ dZ (fp32), dW (+)= bf16(dZ)ᵀ·bf16(X), dX = bf16(dZ)·bf16(W).
     static func linearBackward(_ a: LinearBackwardArguments, _ s: BF16Scratch, pool: ThreadPool) {
-        if a.output.columns == 1 { return ReferenceDense.linearBackward(a, pool: pool) }
+        if !BF16Policy.usesBF16(inFeatures: a.input.columns, outFeatures: a.output.columns) { return ReferenceDense.linearBackward(a, pool: pool) }
         ReferenceDense.linearBackward(a, pool: pool, operand: rounded)
     }
 }

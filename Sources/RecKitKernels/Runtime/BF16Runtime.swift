@@ -4,9 +4,9 @@ import CDNNL
 ///
 /// Why oneDNN 2.6 (Debian `libdnnl-dev`) rather than RecKit's own AMX kernels: measured on this machine
 /// (`/tmp`-free C probe, 2 OpenMP threads, 2048×512×512) it reaches 290–380 GFLOP/s on the AMX path — 1.4–1.8×
-/// OpenBLAS's fp32 sgemm in the same conditions — for every shape and transpose the MLPs need, with primitives
-/// cached per shape. Debian's OpenBLAS exports no `sbgemm`. A hand-written AMX kernel (tile config, VNNI packing,
-/// ragged edges, three GEMM orientations) is the path to more; not done yet (see README, performance).
+/// OpenBLAS's fp32 sgemm in the same conditions — for every shape and transpose the MLPs need. Debian's OpenBLAS
+/// exports no `sbgemm`. A first hand-written AMX kernel (branch `wip/amx`) did not beat it once packing was counted
+/// (see README, "Against PyTorch and TorchRec").
 ///
 /// The library is `dlopen`ed (not linked): RecKit runs without it (fp32 only). oneDNN is pinned to one thread per
 /// call (libgomp's team size forced to 1) and RecKit's pool splits each GEMM across its threads, exactly as it does

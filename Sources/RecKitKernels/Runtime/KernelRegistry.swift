@@ -90,7 +90,7 @@ public enum KernelRegistry {
         name: "gemm", summary: "C = αop(A)op(B) + βC (OpenBLAS, pool-partitioned)",
         reference: { ReferenceDense.gemm($0, pool: $1) }, optimized: { OptimizedGEMM.gemm($0, pool: $1) })
     public static let linearForward = KernelPair<LinearForwardKernel>(
-        name: "linear_forward", summary: "Y = act(X·Wᵀ + b), fused epilogue, GEMV for N = 1",
+        name: "linear_forward", summary: "Y = act(X·Wᵀ + b), fused epilogue, GEMV for N = 1, packing-free M ≤ 32",
         reference: { ReferenceDense.linearForward($0, pool: $1) }, optimized: { OptimizedLinear.forward($0, pool: $1) })
     public static let linearBackward = KernelPair<LinearBackwardKernel>(
         name: "linear_backward", summary: "dZ, dW, db, dX of the linear layer",

@@ -78,19 +78,30 @@ enum OptimizedInteraction {
     @inline(__always)
     static func dots(rows i0: Int, last: Int, of x: UnsafePointer<Float>, dim d: Int, with t: UnsafePointer<Float>,
                      stride: Int, into out: UnsafeMutablePointer<Float>, rowStride os: Int) {
-        let x0 = x + i0 * d, x1 = x + min(i0 + 1, last) * d, x2 = x + min(i0 + 2, last) * d, x3 = x + min(i0 + 3, last) * d
-        let x4 = x + min(i0 + 4, last) * d, x5 = x + min(i0 + 5, last) * d, x6 = x + min(i0 + 6, last) * d, x7 = x + min(i0 + 7, last) * d
-        var a0 = F16x.zero, a1 = F16x.zero, a2 = F16x.zero, a3 = F16x.zero
+        let a = combine8(rows: i0, last: last, coefficients: x, stride: d, vectors: t, stride: stride, count: d, first: .zero)
+        store16(a.0, out); store16(a.1, out + os); store16(a.2, out + 2 * os); store16(a.3, out + 3 * os)
+        store16(a.4, out + 4 * os); store16(a.5, out + 5 * os); store16(a.6, out + 6 * os); store16(a.7, out + 7 * os)
+    }
+
+    /// The kernel both directions share: for coefficient rows c_r = C[min(r0 + r, last)], r < 8,
+    /// acc_r = (r == 0 ? first : 0) + Σ_{q < count} c_r[q]·V[q][0..<16], fused multiply-adds in q order — eight
+    /// independent accumulators, each V row loaded once for all eight.
+    @inline(__always)
+    static func combine8(rows r0: Int, last: Int, coefficients c: UnsafePointer<Float>, stride cs: Int,
+                         vectors v: UnsafePointer<Float>, stride vs: Int, count: Int, first: F16x)
+        -> (F16x, F16x, F16x, F16x, F16x, F16x, F16x, F16x) {
+        let c0 = c + r0 * cs, c1 = c + min(r0 + 1, last) * cs, c2 = c + min(r0 + 2, last) * cs, c3 = c + min(r0 + 3, last) * cs
+        let c4 = c + min(r0 + 4, last) * cs, c5 = c + min(r0 + 5, last) * cs, c6 = c + min(r0 + 6, last) * cs, c7 = c + min(r0 + 7, last) * cs
+        var a0 = first, a1 = F16x.zero, a2 = F16x.zero, a3 = F16x.zero
         var a4 = F16x.zero, a5 = F16x.zero, a6 = F16x.zero, a7 = F16x.zero
-        for l in 0..<d {
-            let v = load16(t + l &* stride)
-            a0 = a0.addingProduct(F16x(repeating: x0[l]), v); a1 = a1.addingProduct(F16x(repeating: x1[l]), v)
-            a2 = a2.addingProduct(F16x(repeating: x2[l]), v); a3 = a3.addingProduct(F16x(repeating: x3[l]), v)
-            a4 = a4.addingProduct(F16x(repeating: x4[l]), v); a5 = a5.addingProduct(F16x(repeating: x5[l]), v)
-            a6 = a6.addingProduct(F16x(repeating: x6[l]), v); a7 = a7.addingProduct(F16x(repeating: x7[l]), v)
+        for q in 0..<count {
+            let u = load16(v + q &* vs)
+            a0 = a0.addingProduct(F16x(repeating: c0[q]), u); a1 = a1.addingProduct(F16x(repeating: c1[q]), u)
+            a2 = a2.addingProduct(F16x(repeating: c2[q]), u); a3 = a3.addingProduct(F16x(repeating: c3[q]), u)
+            a4 = a4.addingProduct(F16x(repeating: c4[q]), u); a5 = a5.addingProduct(F16x(repeating: c5[q]), u)
+            a6 = a6.addingProduct(F16x(repeating: c6[q]), u); a7 = a7.addingProduct(F16x(repeating: c7[q]), u)
         }
-        store16(a0, out); store16(a1, out + os); store16(a2, out + 2 * os); store16(a3, out + 3 * os)
-        store16(a4, out + 4 * os); store16(a5, out + 5 * os); store16(a6, out + 6 * os); store16(a7, out + 7 * os)
+        return (a0, a1, a2, a3, a4, a5, a6, a7)
     }
 
     static func backward(_ a: InteractionArguments, gradOutput: MatrixView, gradFeatures: MatrixView,
@@ -141,21 +152,11 @@ enum OptimizedInteraction {
     @inline(__always)
     static func gradRows(_ i0: Int, last: Int, s: UnsafePointer<Float>, f: Int, x: UnsafePointer<Float>, dim d: Int,
                          first: F16x, into gx: UnsafeMutablePointer<Float>) {
-        let r0 = i0, r1 = min(i0 + 1, last), r2 = min(i0 + 2, last), r3 = min(i0 + 3, last)
+        let a = combine8(rows: i0, last: last, coefficients: s, stride: f, vectors: x, stride: d, count: f, first: first)
+        let r1 = min(i0 + 1, last), r2 = min(i0 + 2, last), r3 = min(i0 + 3, last)
         let r4 = min(i0 + 4, last), r5 = min(i0 + 5, last), r6 = min(i0 + 6, last), r7 = min(i0 + 7, last)
-        let s0 = s + r0 * f, s1 = s + r1 * f, s2 = s + r2 * f, s3 = s + r3 * f
-        let s4 = s + r4 * f, s5 = s + r5 * f, s6 = s + r6 * f, s7 = s + r7 * f
-        var a0 = first, a1 = F16x.zero, a2 = F16x.zero, a3 = F16x.zero
-        var a4 = F16x.zero, a5 = F16x.zero, a6 = F16x.zero, a7 = F16x.zero
-        for j in 0..<f {
-            let v = load16(x + j &* d)
-            a0 = a0.addingProduct(F16x(repeating: s0[j]), v); a1 = a1.addingProduct(F16x(repeating: s1[j]), v)
-            a2 = a2.addingProduct(F16x(repeating: s2[j]), v); a3 = a3.addingProduct(F16x(repeating: s3[j]), v)
-            a4 = a4.addingProduct(F16x(repeating: s4[j]), v); a5 = a5.addingProduct(F16x(repeating: s5[j]), v)
-            a6 = a6.addingProduct(F16x(repeating: s6[j]), v); a7 = a7.addingProduct(F16x(repeating: s7[j]), v)
-        }
-        // Last to first: when F = 1 every row is row 0, and a0 (the only one carrying `first`) must land last.
-        store16(a7, gx + r7 * d); store16(a6, gx + r6 * d); store16(a5, gx + r5 * d); store16(a4, gx + r4 * d)
-        store16(a3, gx + r3 * d); store16(a2, gx + r2 * d); store16(a1, gx + r1 * d); store16(a0, gx + r0 * d)
+        // Last to first: when F = 1 every row is row 0, and a.0 (the only one carrying `first`) must land last.
+        store16(a.7, gx + r7 * d); store16(a.6, gx + r6 * d); store16(a.5, gx + r5 * d); store16(a.4, gx + r4 * d)
+        store16(a.3, gx + r3 * d); store16(a.2, gx + r2 * d); store16(a.1, gx + r1 * d); store16(a.0, gx + i0 * d)
     }
 }

@@ -6,13 +6,12 @@ import RecKitCore
 /// batch 16). Here each task takes blocks of 4 rows of W; for every 4 rows of X it keeps 4×4 accumulators of 16
 /// lanes (x_i[l..<l+16] ⊙ w_j[l..<l+16], fused multiply-adds), so each W line is loaded once per 4 rows of X and
 /// the loop is FMA-bound. The last K mod 16 columns reuse the final 16 columns of both operands with the
-/// already-summed lanes of X zeroed (`tails`), so no load leaves a row. `sum16` then reduces the 16 accumulators
-/// to 16 dots by four rounds of half-folding (lane L holds accumulator bitrev(L)). Rows of X (and of W) past the
-/// end are clamped to the last one: they recompute and rewrite the same values. Bias and activation follow in the
-/// usual epilogue, per task, on its block of columns.
+/// already-summed lanes of X zeroed (`tails`), so no load leaves a row. Each accumulator is then summed by a tree
+/// of register halves (`hsum`). Rows of X (and of W) past the end are clamped to the last one: they recompute and
+/// rewrite the same values. Bias and activation follow in the usual epilogue, per task, on its block of columns.
 ///
-/// Measured (`reckit bench infer --batch-size 16`, interleaved with the previous binary): MLP 0.29–0.31 →
-/// 0.16–0.19 ms per batch, 43–47k → 67–80k samples/s. At M = 128 OpenBLAS is ~10% faster, hence `maxRows`.
+/// Measured (`reckit bench infer --batch-size 16`, interleaved with the OpenBLAS path): MLP 0.26–0.29 →
+/// 0.18–0.22 ms per batch, 48–55k → 61–78k samples/s. At M = 128 OpenBLAS is ~10% faster, hence `maxRows`.
 enum OptimizedSmallBatchLinear {
     /// Largest batch this path takes; above it the partitioned GEMM wins.
     static let maxRows = 32
@@ -77,28 +76,21 @@ enum OptimizedSmallBatchLinear {
             a20 = a20.addingProduct(u2, v0); a21 = a21.addingProduct(u2, v1); a22 = a22.addingProduct(u2, v2); a23 = a23.addingProduct(u2, v3)
             a30 = a30.addingProduct(u3, v0); a31 = a31.addingProduct(u3, v1); a32 = a32.addingProduct(u3, v2); a33 = a33.addingProduct(u3, v3)
         }
-        let s = sum16(a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
-        // Lane L holds accumulator bitrev(L); accumulator q is (row q / 4, column q % 4).
-        let y0 = a.output.row(i.0)
-        y0[j.0] = s[0]; y0[j.1] = s[8]; y0[j.2] = s[4]; y0[j.3] = s[12]
-        let y1 = a.output.row(i.1)
-        y1[j.0] = s[2]; y1[j.1] = s[10]; y1[j.2] = s[6]; y1[j.3] = s[14]
-        let y2 = a.output.row(i.2)
-        y2[j.0] = s[1]; y2[j.1] = s[9]; y2[j.2] = s[5]; y2[j.3] = s[13]
-        let y3 = a.output.row(i.3)
-        y3[j.0] = s[3]; y3[j.1] = s[11]; y3[j.2] = s[7]; y3[j.3] = s[15]
+        let y0 = a.output.row(i.0), y1 = a.output.row(i.1), y2 = a.output.row(i.2), y3 = a.output.row(i.3)
+        y0[j.0] = hsum(a00); y0[j.1] = hsum(a01); y0[j.2] = hsum(a02); y0[j.3] = hsum(a03)
+        y1[j.0] = hsum(a10); y1[j.1] = hsum(a11); y1[j.2] = hsum(a12); y1[j.3] = hsum(a13)
+        y2[j.0] = hsum(a20); y2[j.1] = hsum(a21); y2[j.2] = hsum(a22); y2[j.3] = hsum(a23)
+        y3[j.0] = hsum(a30); y3[j.1] = hsum(a31); y3[j.2] = hsum(a32); y3[j.3] = hsum(a33)
     }
 
-    /// The 16 horizontal sums of v0…v15, accumulator q in lane bitrev(q): four rounds, each folding two registers
-    /// into one (lanes 0..<8 = the first's halves added, 8..<16 = the second's): 15 folds in all.
+    /// Σ of the 16 lanes as a tree of halves (8 + 8, 4 + 4, 2 + 2, 1 + 1): register extracts and adds only.
+    /// (A 16-way even/odd fold would be cheaper, but the compiler leaves `SIMD32.evenHalf`/`oddHalf` as calls in
+    /// this kernel — measured 12% of a b16 batch — and `SIMD.sum()` adds the lanes one after another.)
     @inline(__always)
-    static func sum16(_ v0: F16x, _ v1: F16x, _ v2: F16x, _ v3: F16x, _ v4: F16x, _ v5: F16x, _ v6: F16x, _ v7: F16x, _ v8: F16x, _ v9: F16x, _ v10: F16x, _ v11: F16x, _ v12: F16x, _ v13: F16x, _ v14: F16x, _ v15: F16x) -> F16x {
-        @inline(__always) func fold(_ lo: F16x, _ hi: F16x) -> F16x {
-            F16x(lowHalf: lo.lowHalf + lo.highHalf, highHalf: hi.lowHalf + hi.highHalf)
-        }
-        let b0 = fold(v0, v8), b1 = fold(v1, v9), b2 = fold(v2, v10), b3 = fold(v3, v11), b4 = fold(v4, v12), b5 = fold(v5, v13), b6 = fold(v6, v14), b7 = fold(v7, v15)
-        let c0 = fold(b0, b4), c1 = fold(b1, b5), c2 = fold(b2, b6), c3 = fold(b3, b7)
-        let d0 = fold(c0, c2), d1 = fold(c1, c3)
-        return fold(d0, d1)
+    static func hsum(_ v: F16x) -> Float {
+        let s8 = v.lowHalf + v.highHalf
+        let s4 = s8.lowHalf + s8.highHalf
+        let s2 = s4.lowHalf + s4.highHalf
+        return s2[0] + s2[1]
     }
 }

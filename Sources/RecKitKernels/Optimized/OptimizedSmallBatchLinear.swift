@@ -16,7 +16,7 @@ enum OptimizedSmallBatchLinear {
     /// Largest batch this path takes; above it the partitioned GEMM wins.
     static let maxRows = 32
 
-    /// True when `forward` applies: 2 ≤ M ≤ `maxRows`, K ≥ 16 (the tail trick needs one full chunk), N ≥ 2.
+    /// True when `forward` applies: 1 ≤ M ≤ `maxRows`, K ≥ 16 (the tail trick needs one full chunk), N ≥ 2.
     static func applies(m: Int, k: Int, n: Int) -> Bool { m >= 1 && m <= maxRows && k >= 16 && n >= 2 }
 
     static func forward(_ a: LinearForwardArguments, pool: ThreadPool) {

@@ -26,12 +26,20 @@ enum OptimizedEmbeddingBackward {
         workspace.prepare(partitions: parts, indices: bags.count, dim: table.dim)
         let partitions = workspace.partitions
         pool.parallelFor(parts) { t in
-            let ws = partitions[t]
-            let unique = aggregate(owner: t, of: parts, bags: bags, mode: mode, gradOutput: gradOutput,
-                                   dim: table.dim, ws: ws)
-            apply(unique: unique, ws: ws, table: table, state: state, update: update)
-            for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
+            updateOwnedRows(owner: t, of: parts, table: table, state: state, bags: bags, mode: mode,
+                            gradOutput: gradOutput, update: update, ws: partitions[t])
         }
+    }
+
+    /// One owner's share of a table: aggregate the gradients of the rows `owner` owns, apply the optimizer once per
+    /// unique row, and leave the partition's hash map empty for the next call. Used by the single-table and the
+    /// table-batched backward alike.
+    static func updateOwnedRows(owner: Int, of parts: Int, table: EmbeddingTableView, state: UnsafeMutablePointer<Float>?,
+                                bags: JaggedBags, mode: PoolingMode, gradOutput: MatrixView, update: SparseUpdate,
+                                ws: EmbeddingBackwardWorkspace.Partition) {
+        let unique = aggregate(owner: owner, of: parts, bags: bags, mode: mode, gradOutput: gradOutput, dim: table.dim, ws: ws)
+        apply(unique: unique, ws: ws, table: table, state: state, update: update)
+        for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
     }
 
     /// The thread that owns `row`. Ownership goes by blocks of 16 consecutive rows: 16 rows span 64·D bytes of
@@ -62,6 +70,7 @@ enum OptimizedEmbeddingBackward {
         let chunks = d / 16
         let gLines = (d * 4 + 63) / 64
         var unique = 0
+        var meanBag = -1, meanScale: Float = 1  // mean pooling: the scale of the current bag, computed once per bag
         for k in 0..<owned {
             if k + slotPrefetchDistance < owned {
                 // The map misses L2 about once per new row, the strided gradient rows once per bag: fetch both ahead.
@@ -75,7 +84,10 @@ enum OptimizedEmbeddingBackward {
             var h = slot(r) & mask
             while keys[2 * h] != r && keys[2 * h] != -1 { h = (h + 1) & mask }
             var f = bags.weights?[p] ?? 1
-            if mode == .mean { f *= BagValidation.scale(mode, length: bagLength(bags, b)) }
+            if mode == .mean {
+                if b != meanBag { meanBag = b; meanScale = BagValidation.scale(mode, length: bagLength(bags, b)) }
+                f *= meanScale
+            }
             let fv = F16x(repeating: f)
             let g = gradOutput.row(b)
             if keys[2 * h] == -1 {

@@ -19,9 +19,7 @@ enum OptimizedGEMM {
             call(blas, g)
             return
         }
-        // Each task packs all of the operand it does not split: split C's rows when B (k×n) is the smaller one to
-        // repeat (n ≤ m), its columns otherwise (small batches against wide weights).
-        if g.m >= 2 * pool.threadCount * 8 && (g.m >= g.n || g.n < 2 * pool.threadCount * 16) {
+        if splitsRows(m: g.m, n: g.n, threads: pool.threadCount) {
             let parts = ThreadPool.split(g.m, into: pool.threadCount)
             pool.parallelFor(parts.count) { t in
                 var sub = g
@@ -42,6 +40,13 @@ enum OptimizedGEMM {
                 call(blas, sub)
             }
         }
+    }
+
+    /// Whether a pool-partitioned GEMM (or linear layer) with an m×n output splits its rows (else its columns). Each
+    /// task packs all of the operand it does not split, so rows are split when B (k×n) is the smaller one to repeat
+    /// (n ≤ m), columns otherwise (small batches against wide weights), as long as each part stays a few rows tall.
+    static func splitsRows(m: Int, n: Int, threads: Int) -> Bool {
+        m >= 2 * threads * 8 && (m >= n || n < 2 * threads * 16)
     }
 
     /// One `cblas_sgemm` call, row-major.

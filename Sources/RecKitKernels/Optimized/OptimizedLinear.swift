@@ -13,8 +13,7 @@ enum OptimizedLinear {
         if m == 0 || n == 0 { return }
         if n == 1 { return forwardGEMV(a, pool: pool) }
         if OptimizedSmallBatchLinear.applies(m: m, k: k, n: n) { return OptimizedSmallBatchLinear.forward(a, pool: pool) }
-        // Split the batch when it is at least as wide as the output (each task then repacks all of W), else W's rows.
-        let byRows = m >= n || n < 128
+        let byRows = OptimizedGEMM.splitsRows(m: m, n: n, threads: pool.threadCount)
         let parts = ThreadPool.split(byRows ? m : n, into: m * n * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)
         pool.parallelFor(parts.count) { t in
             let r = parts[t]
@@ -130,11 +129,15 @@ enum OptimizedLinear {
     static func chunkedColumnSums(rows m: Int, width: Int, into dst: UnsafeMutablePointer<Float>?, accumulate: Bool,
                                   pool: ThreadPool, _ body: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
         let chunks = ThreadPool.split(m, into: min(reductionChunks, max(m, 1)))
-        let partial = AlignedBuffer<Float>(count: chunks.count * width)
-        let pp = SendablePointer(partial.pointer)
-        pool.parallelFor(chunks.count) { t in body(chunks[t], pp.base + t * width) }
-        guard let dst else { return }
-        if !accumulate { dst.update(repeating: 0, count: width) }
-        for t in 0..<chunks.count { OptimizedActivation.addRow(partial.pointer + t * width, into: dst, width) }
+        // Stack (or, when large, heap) scratch: this runs for every layer of every step, so no AlignedBuffer here.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(chunks.count * width, 1)) { buf in
+            let partial = buf.baseAddress!
+            partial.initialize(repeating: 0, count: chunks.count * width)
+            let pp = SendablePointer(partial)
+            pool.parallelFor(chunks.count) { t in body(chunks[t], pp.base + t * width) }
+            guard let dst else { return }
+            if !accumulate { dst.update(repeating: 0, count: width) }
+            for t in 0..<chunks.count { OptimizedActivation.addRow(partial + t * width, into: dst, width) }
+        }
     }
 }

@@ -24,11 +24,9 @@ extension OptimizedTableBatch {
             let ws = partitions[slot]
             let tb = task / parts, owner = task % parts
             let table = batch.tables[tb]
-            let grad = gradOutput.columns(batch.columnOffsets[tb], count: table.dim)
-            let unique = OptimizedEmbeddingBackward.aggregate(
-                owner: owner, of: parts, bags: batch.bags[tb], mode: mode, gradOutput: grad, dim: table.dim, ws: ws)
-            OptimizedEmbeddingBackward.apply(unique: unique, ws: ws, table: table, state: states[tb].baseAddress, update: update)
-            for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
+            OptimizedEmbeddingBackward.updateOwnedRows(
+                owner: owner, of: parts, table: table, state: states[tb].baseAddress, bags: batch.bags[tb], mode: mode,
+                gradOutput: gradOutput.columns(batch.columnOffsets[tb], count: table.dim), update: update, ws: ws)
         }
     }
 }

@@ -75,7 +75,10 @@ struct DenseKernelTests {
           arguments: [(1, 1, 1), (0, 5, 3), (3, 13, 16), (130, 13, 17), (64, 33, 1), (257, 256, 1), (5, 40, 300), (200, 367, 64),
                       (16, 367, 512), (17, 64, 9), (32, 7, 15), (33, 16, 8),
                       // the small-batch path: K = 16 exactly, K mod 16 ≠ 0, M and N not multiples of 4, M = 32
-                      (1, 16, 2), (2, 17, 5), (3, 31, 7), (4, 16, 4), (32, 33, 130)])
+                      (1, 16, 2), (2, 17, 5), (3, 31, 7), (4, 16, 4), (32, 33, 130),
+                      // the packed micro-kernel (M ≥ 64): one whole panel, a short last tile and a partial panel,
+                      // K = 1, N = 16 (half a panel), N = 2, a row block boundary (M > 128)
+                      (64, 16, 32), (71, 40, 33), (66, 1, 47), (100, 70, 16), (64, 5, 2), (137, 37, 95)])
     func linearForward(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         let c = LinearCase(seed: UInt64(m * 7 + k * 3 + n), m: m, k: k, n: n)
@@ -94,7 +97,9 @@ struct DenseKernelTests {
     }
 
     @Test("linear backward matches the reference (accumulate, no gradInput, N=1)",
-          arguments: [(1, 1, 1), (3, 13, 16), (130, 13, 17), (64, 33, 1), (200, 367, 64), (9, 5, 300)])
+          arguments: [(1, 1, 1), (3, 13, 16), (130, 13, 17), (64, 33, 1), (200, 367, 64), (9, 5, 300),
+                      // the packed input gradient (M ≥ 64): partial panel of dX columns, short last tile, N = 2
+                      (71, 40, 33), (64, 16, 2), (137, 95, 20)])
     func linearBackward(shape: (Int, Int, Int)) {
         let (m, k, n) = shape
         let c = LinearCase(seed: UInt64(m + k + n), m: m, k: k, n: n)
@@ -215,4 +220,37 @@ struct DenseKernelTests {
 
 extension Double {
     var exp: Double { Foundation_exp(self) }
+}
+
+@Suite("Packed GEMM: panel layout")
+struct PackedGEMMLayoutTests {
+    @Test("packTransposed and packRows write panel[p][kk][j] = B[kk][32p + j], zero past N",
+          arguments: [(1, 1), (13, 17), (16, 32), (33, 40), (7, 64), (20, 95)])
+    func layout(shape: (Int, Int)) {
+        let (k, n) = shape
+        var d = TestData(seed: UInt64(k * 100 + n))
+        let ldw = max(k, n) + 3
+        let w = d.buffer(max(n, k) * ldw)
+        let count = OptimizedPackedGEMM.packedCount(k: k, n: n)
+        let panels = 0..<OptimizedPackedGEMM.panelCount(n)
+        let t = AlignedBuffer<Float>(count: count), r = AlignedBuffer<Float>(count: count)
+        t.fill(.nan); r.fill(.nan)
+        // Bᵀ from W (n × k) and B from W (k × n), the same ldw.
+        OptimizedPackedGEMM.packTransposed(w.pointer, ldw: ldw, n: n, k: k, panels: panels, into: t.pointer)
+        OptimizedPackedGEMM.packRows(w.pointer, ldw: ldw, n: n, k: k, panels: panels, into: r.pointer)
+        var badT = 0, badR = 0
+        for p in panels {
+            for kk in 0..<k {
+                for j in 0..<32 {
+                    let col = p * 32 + j, at = p * k * 32 + kk * 32 + j
+                    let wantT: Float = col < n ? w.pointer[col * ldw + kk] : 0
+                    let wantR: Float = col < n ? w.pointer[kk * ldw + col] : 0
+                    if t.pointer[at] != wantT { badT += 1 }
+                    if r.pointer[at] != wantR { badR += 1 }
+                }
+            }
+        }
+        #expect(badT == 0, "packTransposed k=\(k) n=\(n): \(badT) wrong")
+        #expect(badR == 0, "packRows k=\(k) n=\(n): \(badR) wrong")
+    }
 }

@@ -13,6 +13,7 @@ enum OptimizedLinear {
         if m == 0 || n == 0 { return }
         if n == 1 { return forwardGEMV(a, pool: pool) }
         if OptimizedSmallBatchLinear.applies(m: m, k: k, n: n) { return OptimizedSmallBatchLinear.forward(a, pool: pool) }
+        if m >= OptimizedPackedGEMM.minRows { return forwardPacked(a, pool: pool) }
         let byRows = OptimizedGEMM.splitsRows(m: m, n: n, threads: pool.threadCount)
         let parts = ThreadPool.split(byRows ? m : n, into: m * n * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)
         pool.parallelFor(parts.count) { t in
@@ -25,6 +26,20 @@ enum OptimizedLinear {
                                   c: a.output.row(rows.lowerBound) + cols.lowerBound, ldc: a.output.rowStride)
             if let blas = BLASRuntime.available { OptimizedGEMM.call(blas, g) } else { ReferenceDense.gemm(g, pool: pool) }
             epilogue(a, rows: rows, cols: cols)
+        }
+    }
+
+    /// Y = act(X·Wᵀ + b) on the packed micro-kernel: Wᵀ packed once per call, bias and activation on the
+    /// accumulators.
+    static func forwardPacked(_ a: LinearForwardArguments, pool: ThreadPool) {
+        let m = a.input.rows, k = a.input.columns, n = a.output.columns
+        let w = SendablePointer(a.weight)
+        OptimizedPackedGEMM.withPacked(k: k, n: n, pool: pool, pack: { panels, out in
+            OptimizedPackedGEMM.packTransposed(w.base, ldw: k, n: n, k: k, panels: panels, into: out)
+        }) { packed in
+            OptimizedPackedGEMM.multiply(a: a.input.base, lda: a.input.rowStride, m: m, k: k, packed: packed, n: n,
+                                         c: a.output.base, ldc: a.output.rowStride,
+                                         epilogue: .init(bias: a.bias, activation: a.activation), pool: pool)
         }
     }
 
@@ -95,6 +110,15 @@ enum OptimizedLinear {
             let parts = ThreadPool.split(m, into: m * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)
             pool.parallelFor(parts.count) { t in
                 for i in parts[t] { OptimizedActivation.scaleRow(a.weight, by: a.gradOutput.row(i)[0], into: gi.row(i), k) }
+            }
+        } else if m >= OptimizedPackedGEMM.minRows {
+            let w = SendablePointer(a.weight)
+            OptimizedPackedGEMM.withPacked(k: n, n: k, pool: pool, pack: { panels, out in
+                OptimizedPackedGEMM.packRows(w.base, ldw: k, n: k, k: n, panels: panels, into: out)
+            }) { packed in
+                OptimizedPackedGEMM.multiply(a: a.gradOutput.base, lda: a.gradOutput.rowStride, m: m, k: n,
+                                             packed: packed, n: k, c: gi.base, ldc: gi.rowStride,
+                                             epilogue: .init(bias: nil, activation: .identity), pool: pool)
             }
         } else {
             OptimizedGEMM.gemm(GEMMArguments(transA: .none, transB: .none, m: m, n: k, k: n,

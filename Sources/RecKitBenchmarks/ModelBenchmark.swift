@@ -83,6 +83,8 @@ public struct ModelBenchmark {
         log("building DLRM: \(tables.reduce(0, +)) embedding rows (\(String(format: "%.2f", Double(tables.reduce(0, +) * 64) / 1e9)) GB)")
         let model = DLRM(config: dlrm, maxBatch: c.batch, maxIndicesPerTable: c.batch, seed: c.seed)
         model.precision = c.precision
+        // Inference serves constant weights: pack them once, as `reckit serve` does (training repacks per step).
+        if !c.train { model.prepareForInference() }
         let pool = ThreadPool(threads: c.threads)
         let sgd = c.optimizer == "sgd"
         let dense = DenseOptimizer(kind: sgd ? .sgd : .adagrad)

@@ -30,6 +30,7 @@ public final class ServedModel: @unchecked Sendable {
         }
         let pre = try Preprocessor(schema: schema, vocabularies: vocabularies, tableSizes: model.config.tableSizes)
         let name = (path as NSString).lastPathComponent
+        model.prepareForInference()
         return ServedModel(model: model, preprocessor: pre, version: "\(name)@step\(header.step)" + (header.quantization.map { "+\($0.rawValue)" } ?? ""), path: path, maxBatch: maxBatch)
     }
 

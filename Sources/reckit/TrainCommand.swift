@@ -281,6 +281,7 @@ enum ModelInput {
     static func load(_ path: String) throws -> Loaded {
         do throws(CheckpointError) {
             let (m, _, h, v) = try Checkpoint.loadWithVocabularies(path, maxBatch: batch, maxIndicesPerTable: batch * 64)
+            m.prepareForInference()  // eval/predict only read the weights
             return Loaded(model: m, header: h, vocabularies: v)
         } catch {
             throw CLIError(message: error.description, code: 65)

@@ -76,3 +76,39 @@ struct DLRMGradientTests {
         #expect(m.bottom.layers.map(\.outFeatures) == [512, 256, 64, 16] && m.top.layers.map(\.inFeatures) == [367, 512, 256])
     }
 }
+
+@Suite("Linear: weights packed once for inference")
+struct LinearPackedWeightTests {
+    @Test("prepareForInference gives the same outputs; backward drops the packed copy so new weights are used")
+    func packedOnceThenTrained() throws {
+        let pool = ThreadPool(threads: 2)
+        var rng = SeededRandom(seed: 21)
+        let layer = Linear(40, 37, activation: .relu, rng: &rng)
+        let m = 70
+        var data = TestData(seed: 22)
+        let x = AlignedBuffer(data.floats(m * 40))
+        let input = MatrixView(base: x.pointer, rows: m, columns: 40)
+        func run() throws -> [Float] {
+            let y = AlignedBuffer<Float>(count: m * 37)
+            try layer.forward(input, MatrixView(base: y.pointer, rows: m, columns: 37), pool: pool)
+            return y.toArray()
+        }
+        let perCall = try run()
+        layer.prepareForInference()
+        #expect(layer.packedWeight != nil)
+        #expect(try run() == perCall, "packing once must not change the result")
+        // A training step: backward, then the weights change.
+        let y = AlignedBuffer(perCall), gy = AlignedBuffer(data.floats(m * 37))
+        try layer.backward(input, MatrixView(base: y.pointer, rows: m, columns: 37),
+                           gradOutput: MatrixView(base: gy.pointer, rows: m, columns: 37), gradInput: nil, pool: pool)
+        #expect(layer.packedWeight == nil)
+        for i in 0..<layer.weight.count { layer.weight.pointer[i] -= 0.1 * layer.gradWeight.pointer[i] }
+        let updated = try run()
+        let reference = AlignedBuffer<Float>(count: m * 37)
+        KernelRegistry.linearForward.reference(LinearForwardArguments(
+            input: input, weight: layer.weight.pointer, bias: layer.bias.pointer,
+            output: MatrixView(base: reference.pointer, rows: m, columns: 37), activation: .relu), pool)
+        assertClose(updated, reference.toArray(), .blas(k: 40), "forward after the update")
+        #expect(updated != perCall)
+    }
+}

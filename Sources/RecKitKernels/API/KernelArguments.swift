@@ -39,10 +39,14 @@ public struct LinearForwardArguments: @unchecked Sendable {
     public var bias: UnsafePointer<Float>?
     public var output: MatrixView
     public var activation: Activation
+    /// Optional: W already laid out by `Kernels.packLinearWeight` (constant weights, e.g. serving), so the optimized
+    /// forward skips packing it per call. It must be the packing of the current `weight`; the reference ignores it.
+    public var packedWeight: UnsafePointer<Float>?
 
     public init(input: MatrixView, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, output: MatrixView,
-                activation: Activation) {
+                activation: Activation, packedWeight: UnsafePointer<Float>? = nil) {
         self.input = input; self.weight = weight; self.bias = bias; self.output = output; self.activation = activation
+        self.packedWeight = packedWeight
     }
 
     public func validate() throws(KernelError) {

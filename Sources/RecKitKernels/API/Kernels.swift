@@ -16,6 +16,19 @@ public enum Kernels {
         KernelRegistry.linearForward.active(a, pool)
     }
 
+    /// Floats `packLinearWeight` writes for a layer with K inputs and N outputs.
+    public static func packedLinearWeightCount(inFeatures k: Int, outFeatures n: Int) -> Int {
+        OptimizedPackedGEMM.packedCount(k: k, n: n)
+    }
+
+    /// Lays W (N × K, contiguous) out as the optimized linear forward reads it (Wᵀ in 32-column panels), for
+    /// `LinearForwardArguments.packedWeight`. `out` holds `packedLinearWeightCount` floats, 64-byte aligned.
+    public static func packLinearWeight(_ weight: UnsafePointer<Float>, inFeatures k: Int, outFeatures n: Int,
+                                        into out: UnsafeMutablePointer<Float>) throws(KernelError) {
+        guard Int(bitPattern: out) % 64 == 0 else { throw .shapeMismatch("packLinearWeight: output not 64-byte aligned") }
+        OptimizedPackedGEMM.packTransposed(weight, ldw: k, n: n, k: k, panels: 0..<OptimizedPackedGEMM.panelCount(n), into: out)
+    }
+
     public static func linearBackward(_ a: LinearBackwardArguments, pool: ThreadPool) throws(KernelError) {
         try a.validate()
         KernelRegistry.linearBackward.active(a, pool)

@@ -13,6 +13,11 @@ enum OptimizedLinear {
         if m == 0 || n == 0 { return }
         if n == 1 { return forwardGEMV(a, pool: pool) }
         if OptimizedSmallBatchLinear.applies(m: m, k: k, n: n) { return OptimizedSmallBatchLinear.forward(a, pool: pool) }
+        if let packed = a.packedWeight {
+            return OptimizedPackedGEMM.multiply(a: a.input.base, lda: a.input.rowStride, m: m, k: k, packed: packed, n: n,
+                                                c: a.output.base, ldc: a.output.rowStride,
+                                                epilogue: .init(bias: a.bias, activation: a.activation), pool: pool)
+        }
         if m >= OptimizedPackedGEMM.minRows { return forwardPacked(a, pool: pool) }
         let byRows = OptimizedGEMM.splitsRows(m: m, n: n, threads: pool.threadCount)
         let parts = ThreadPool.split(byRows ? m : n, into: m * n * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)

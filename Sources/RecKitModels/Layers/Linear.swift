@@ -14,6 +14,9 @@ public final class Linear: @unchecked Sendable {
     public var precision: Precision = .fp32
     /// bf16 copies of X, W and dZ kept between forward and backward in bf16 mode.
     private let bf16 = BF16Scratch()
+    /// W laid out for the fp32 forward (`Kernels.packLinearWeight`) while the weights are frozen for inference;
+    /// nil otherwise (the forward then packs W per call). Dropped by `backward`, the first step of any update.
+    public private(set) var packedWeight: AlignedBuffer<Float>?
 
     /// Weights ~ U(−√(1/K), √(1/K)) (PyTorch's default for Linear), bias likewise.
     public init(_ k: Int, _ n: Int, activation: Activation, rng: inout SeededRandom) {
@@ -29,7 +32,7 @@ public final class Linear: @unchecked Sendable {
     /// output (B × N) = act(input (B × K) · Wᵀ + b).
     public func forward(_ input: MatrixView, _ output: MatrixView, pool: ThreadPool) throws(KernelError) {
         let args = LinearForwardArguments(input: input, weight: weight.pointer, bias: bias.pointer, output: output,
-                                          activation: activation)
+                                          activation: activation, packedWeight: packedWeight.map { UnsafePointer($0.pointer) })
         switch precision {
         case .fp32: try Kernels.linearForward(args, pool: pool)
         case .bf16: try Kernels.linearForwardBF16(args, scratch: bf16, pool: pool)
@@ -39,6 +42,7 @@ public final class Linear: @unchecked Sendable {
     /// From gradOutput (B × N, overwritten by dZ): accumulates dW, db; writes dX (B × K) when asked.
     public func backward(_ input: MatrixView, _ output: MatrixView, gradOutput: MatrixView, gradInput: MatrixView?,
                          pool: ThreadPool) throws(KernelError) {
+        packedWeight = nil  // the weights are about to change
         let args = LinearBackwardArguments(
             input: input, weight: weight.pointer, output: output, gradOutput: gradOutput, gradInput: gradInput,
             gradWeight: gradWeight.pointer, gradBias: gradBias.pointer, activation: activation, accumulate: true)
@@ -50,6 +54,20 @@ public final class Linear: @unchecked Sendable {
 
     public func zeroGrad() { gradWeight.fill(0); gradBias.fill(0) }
     public var parameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { [(weight, gradWeight), (bias, gradBias)] }
+
+    /// Packs W once for the fp32 forward, so inference does not repack it per batch. Call again after changing
+    /// the weights by any route other than training (`backward` drops the packed copy; a checkpoint loads into a
+    /// new model).
+    public func prepareForInference() {
+        let count = Kernels.packedLinearWeightCount(inFeatures: inFeatures, outFeatures: outFeatures)
+        let packed = AlignedBuffer<Float>(count: max(count, 1))
+        do {
+            try Kernels.packLinearWeight(weight.pointer, inFeatures: inFeatures, outFeatures: outFeatures, into: packed.pointer)
+            packedWeight = packed
+        } catch {
+            packedWeight = nil  // AlignedBuffer is 64-byte aligned, so this does not happen; fall back to per-call packing
+        }
+    }
 }
 
 /// A stack of Linear layers (ReLU between, `lastActivation` at the end) with activations preallocated for up to
@@ -105,6 +123,8 @@ public final class MLP: @unchecked Sendable {
     }
 
     public func zeroGrad() { for l in layers { l.zeroGrad() } }
+    /// Packs every layer's weights once for inference (`Linear.prepareForInference`).
+    public func prepareForInference() { for l in layers { l.prepareForInference() } }
     /// Precision of every layer's GEMMs.
     public var precision: Precision {
         get { layers[0].precision }

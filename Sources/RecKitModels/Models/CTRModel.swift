@@ -19,6 +19,12 @@ public protocol CTRModel: AnyObject {
     var lastLogits: [Float] { get }
     /// Precision of the model's MLP GEMMs (models without MLPs ignore bf16: their work is embedding-bound).
     var precision: Precision { get set }
+    /// Prepares constant weights for repeated inference (for DLRM: packs the MLP weights once). Training drops it.
+    func prepareForInference()
+}
+
+extension CTRModel {
+    public func prepareForInference() {}
 }
 
 extension DLRM: CTRModel {

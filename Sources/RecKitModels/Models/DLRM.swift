@@ -215,6 +215,8 @@ public final class DLRM: @unchecked Sendable {
     public func restoreStates(_ values: [[Float]]) { states = values.map { AlignedBuffer($0) } }
 
     public func zeroGrad() { bottom.zeroGrad(); top.zeroGrad() }
+    /// Packs the MLP weights once for inference; training (`backward`) drops the packed copies.
+    public func prepareForInference() { bottom.prepareForInference(); top.prepareForInference() }
     /// Dense (MLP) parameters with their gradients.
     public var denseParameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] { bottom.parameters + top.parameters }
 }

@@ -1,3 +1,5 @@
+import RecKitCore
+
 /// The public entry points: validate shapes, then call the variant chosen by `KernelVariant.active`.
 ///
 /// ```swift
@@ -16,17 +18,13 @@ public enum Kernels {
         KernelRegistry.linearForward.active(a, pool)
     }
 
-    /// Floats `packLinearWeight` writes for a layer with K inputs and N outputs.
-    public static func packedLinearWeightCount(inFeatures k: Int, outFeatures n: Int) -> Int {
-        OptimizedPackedGEMM.packedCount(k: k, n: n)
-    }
-
-    /// Lays W (N × K, contiguous) out as the optimized linear forward reads it (Wᵀ in 32-column panels), for
-    /// `LinearForwardArguments.packedWeight`. `out` holds `packedLinearWeightCount` floats, 64-byte aligned.
-    public static func packLinearWeight(_ weight: UnsafePointer<Float>, inFeatures k: Int, outFeatures n: Int,
-                                        into out: UnsafeMutablePointer<Float>) throws(KernelError) {
-        guard Int(bitPattern: out) % 64 == 0 else { throw .shapeMismatch("packLinearWeight: output not 64-byte aligned") }
-        OptimizedPackedGEMM.packTransposed(weight, ldw: k, n: n, k: k, panels: 0..<OptimizedPackedGEMM.panelCount(n), into: out)
+    /// W (N × K, contiguous) laid out as the optimized linear forward reads it (Wᵀ in 64-byte-aligned 32-column
+    /// panels), for `LinearForwardArguments.packedWeight` when the weights stay constant over many calls.
+    public static func packLinearWeight(_ weight: UnsafePointer<Float>, inFeatures k: Int, outFeatures n: Int) -> AlignedBuffer<Float> {
+        let packed = AlignedBuffer<Float>(count: max(OptimizedPackedGEMM.packedCount(k: k, n: n), 1))
+        OptimizedPackedGEMM.packTransposed(weight, ldw: k, n: n, k: k, panels: 0..<OptimizedPackedGEMM.panelCount(n),
+                                           into: packed.pointer)
+        return packed
     }
 
     public static func linearBackward(_ a: LinearBackwardArguments, pool: ThreadPool) throws(KernelError) {

@@ -13,12 +13,7 @@ enum OptimizedLinear {
         if m == 0 || n == 0 { return }
         if n == 1 { return forwardGEMV(a, pool: pool) }
         if OptimizedSmallBatchLinear.applies(m: m, k: k, n: n) { return OptimizedSmallBatchLinear.forward(a, pool: pool) }
-        if let packed = a.packedWeight {
-            return OptimizedPackedGEMM.multiply(a: a.input.base, lda: a.input.rowStride, m: m, k: k, packed: packed, n: n,
-                                                c: a.output.base, ldc: a.output.rowStride,
-                                                epilogue: .init(bias: a.bias, activation: a.activation), pool: pool)
-        }
-        if m >= OptimizedPackedGEMM.minRows { return forwardPacked(a, pool: pool) }
+        if a.packedWeight != nil || m >= OptimizedPackedGEMM.minRows { return forwardPacked(a, pool: pool) }
         let byRows = OptimizedGEMM.splitsRows(m: m, n: n, threads: pool.threadCount)
         let parts = ThreadPool.split(byRows ? m : n, into: m * n * k < OptimizedGEMM.parallelThreshold ? 1 : pool.threadCount)
         pool.parallelFor(parts.count) { t in
@@ -34,18 +29,20 @@ enum OptimizedLinear {
         }
     }
 
-    /// Y = act(X·Wᵀ + b) on the packed micro-kernel: Wᵀ packed once per call, bias and activation on the
-    /// accumulators.
+    /// Y = act(X·Wᵀ + b) on the packed micro-kernel, bias and activation on the accumulators: with the caller's
+    /// `packedWeight` when given, else Wᵀ packed for this call.
     static func forwardPacked(_ a: LinearForwardArguments, pool: ThreadPool) {
         let m = a.input.rows, k = a.input.columns, n = a.output.columns
-        let w = SendablePointer(a.weight)
-        OptimizedPackedGEMM.withPacked(k: k, n: n, pool: pool, pack: { panels, out in
-            OptimizedPackedGEMM.packTransposed(w.base, ldw: k, n: n, k: k, panels: panels, into: out)
-        }) { packed in
+        func run(_ packed: UnsafePointer<Float>) {
             OptimizedPackedGEMM.multiply(a: a.input.base, lda: a.input.rowStride, m: m, k: k, packed: packed, n: n,
                                          c: a.output.base, ldc: a.output.rowStride,
                                          epilogue: .init(bias: a.bias, activation: a.activation), pool: pool)
         }
+        if let packed = a.packedWeight { return run(packed) }
+        let w = SendablePointer(a.weight)
+        OptimizedPackedGEMM.withPacked(k: k, n: n, pool: pool, pack: { panels, out in
+            OptimizedPackedGEMM.packTransposed(w.base, ldw: k, n: n, k: k, panels: panels, into: out)
+        }, run)
     }
 
     /// Y[rows, cols] = act(Y + b) in place.

@@ -10,7 +10,7 @@ import RecKitCore
 /// (no second pass over C). Rows of A past the end are clamped to the last row (recomputed, not stored).
 ///
 /// Why not OpenBLAS here: its `sgemm` repacks both operands on every call and the epilogue is a second pass over
-/// C. Measured on this project's AMD EPYC (Zen 4) VM: one thread, best of 20, 2040 rows, packing included —
+/// C. Measured on this project's AMD EPYC (Zen 4) VM: one thread, best of 20, packing included —
 /// forward with ReLU 2048×512×367 96 → 103 GFLOP/s, 2048×256×512 95 → 107, 2048×64×256 99 → 114, K = 13 57 → 86
 /// (64→16, half a panel, 79 → 49: a negligible layer); the FMA peak of one core measured the same way is 117. In
 /// the model (`reckit bench train --threads 1`, interleaved) the forward MLPs went 21.2 → 19.4 ms per step; with

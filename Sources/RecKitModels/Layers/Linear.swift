@@ -59,14 +59,7 @@ public final class Linear: @unchecked Sendable {
     /// the weights by any route other than training (`backward` drops the packed copy; a checkpoint loads into a
     /// new model).
     public func prepareForInference() {
-        let count = Kernels.packedLinearWeightCount(inFeatures: inFeatures, outFeatures: outFeatures)
-        let packed = AlignedBuffer<Float>(count: max(count, 1))
-        do {
-            try Kernels.packLinearWeight(weight.pointer, inFeatures: inFeatures, outFeatures: outFeatures, into: packed.pointer)
-            packedWeight = packed
-        } catch {
-            packedWeight = nil  // AlignedBuffer is 64-byte aligned, so this does not happen; fall back to per-call packing
-        }
+        packedWeight = Kernels.packLinearWeight(weight.pointer, inFeatures: inFeatures, outFeatures: outFeatures)
     }
 }
 

@@ -39,10 +39,8 @@ public final class DCNv2: @unchecked Sendable {
         let t = config.tableSizes.count, d = config.embeddingDim
         let w = config.denseCount + t * d
         width = w
-        tables = config.tableSizes.enumerated().map { i, rows in
-            var r = SeededRandom.stream(seed: seed, index: UInt64(i) + 1)
-            let bound = (1 / Float(rows)).squareRoot()
-            return AlignedBuffer((0..<(rows * d)).map { _ in (r.nextUniform() * 2 - 1) * bound })
+        tables = EmbeddingTables.uniform(rows: config.tableSizes, dim: d, seed: seed, firstStream: 1) {
+            (1 / Float($0)).squareRoot()
         }
         var layers: [[Linear]] = []
         for _ in 0..<crossLayers {

@@ -81,14 +81,11 @@ public final class DLRM: @unchecked Sendable {
         bottom = MLP(sizes: [config.denseCount] + config.bottomHidden + [config.embeddingDim], lastActivation: .relu,
                      maxBatch: maxBatch, rng: &rng)
         top = MLP(sizes: [config.interactionWidth] + config.topHidden + [1], lastActivation: .identity, maxBatch: maxBatch, rng: &rng)
-        tables = config.tableSizes.enumerated().map { t, rows in
-            guard allocateTables else { return AlignedBuffer<Float>(count: 0) }
-            var r = SeededRandom.stream(seed: seed, index: UInt64(t) + 1)
-            let bound = (1 / Float(rows)).squareRoot()
-            let buf = AlignedBuffer<Float>(count: rows * config.embeddingDim)
-            for i in 0..<buf.count { buf.pointer[i] = (r.nextUniform() * 2 - 1) * bound }
-            return buf
-        }
+        tables = allocateTables
+            ? EmbeddingTables.uniform(rows: config.tableSizes, dim: config.embeddingDim, seed: seed, firstStream: 1) {
+                (1 / Float($0)).squareRoot()
+            }
+            : config.tableSizes.map { _ in AlignedBuffer<Float>(count: 0) }
         let fd = config.vectorCount * config.embeddingDim
         features = AlignedBuffer(count: maxBatch * fd)
         gradFeatures = AlignedBuffer(count: maxBatch * fd)

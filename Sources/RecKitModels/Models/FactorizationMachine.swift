@@ -31,10 +31,7 @@ public final class FactorizationMachine: @unchecked Sendable {
         let t = config.tableSizes.count, d = config.embeddingDim
         var all: [AlignedBuffer<Float>] = config.tableSizes.map { AlignedBuffer(count: $0) }  // first order: zero init
         if secondOrder {
-            all += config.tableSizes.enumerated().map { i, rows in
-                var r = SeededRandom.stream(seed: seed, index: UInt64(i) + 100)
-                return AlignedBuffer((0..<(rows * d)).map { _ in (r.nextUniform() * 2 - 1) * 0.01 })
-            }
+            all += EmbeddingTables.uniform(rows: config.tableSizes, dim: d, seed: seed, firstStream: 100) { _ in 0.01 }
         }
         tables = all
         denseWeight = AlignedBuffer(count: config.denseCount)

@@ -95,12 +95,12 @@ enum OptimizedPackedGEMM {
                 let i1 = min(rowsEnd, i0 + rowBlock)
                 for p in 0..<panelCount(n) {
                     let panel = UnsafePointer(bP.base + p * k * panelWidth)
-                    let c0 = p * panelWidth, width = min(panelWidth, n - c0)
+                    let c0 = p * panelWidth, width = min(panelWidth, n - c0), bias = epilogue.bias.map { $0 + c0 }
                     var i = i0
                     while i < i1 {
                         tile(aP.base + i * lda, lda: lda, rows: min(tileRows, i1 - i), panel: panel, k: k,
                              c: cP.base + i * ldc + c0, ldc: ldc, columns: width,
-                             bias: epilogue.bias.map { $0 + c0 }, activation: epilogue.activation)
+                             bias: bias, activation: epilogue.activation)
                         i += tileRows
                     }
                 }

@@ -15,6 +15,9 @@ import RecKitCore
 /// kernel zeroing each page at first touch, with the other core idle; the zeroing happens in the touching thread, so
 /// it is split as well.
 enum EmbeddingTables {
+    /// The DLRM reference's bound for a table of R rows, √(1/R) (DLRM and DCNv2 tables).
+    static func reciprocalSqrtBound(_ rows: Int) -> Float { (1 / Float(rows)).squareRoot() }
+
     static func uniform(rows: [Int], dim: Int, seed: UInt64, firstStream: UInt64,
                         bound: (_ rows: Int) -> Float) -> [AlignedBuffer<Float>] {
         let tables = rows.map { AlignedBuffer<Float>(count: $0 * dim) }

@@ -39,9 +39,8 @@ public final class DCNv2: @unchecked Sendable {
         let t = config.tableSizes.count, d = config.embeddingDim
         let w = config.denseCount + t * d
         width = w
-        tables = EmbeddingTables.uniform(rows: config.tableSizes, dim: d, seed: seed, firstStream: 1) {
-            (1 / Float($0)).squareRoot()
-        }
+        tables = EmbeddingTables.uniform(rows: config.tableSizes, dim: d, seed: seed, firstStream: 1,
+                                         bound: EmbeddingTables.reciprocalSqrtBound)
         var layers: [[Linear]] = []
         for _ in 0..<crossLayers {
             if let r = rank {

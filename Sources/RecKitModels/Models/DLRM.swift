@@ -82,9 +82,8 @@ public final class DLRM: @unchecked Sendable {
                      maxBatch: maxBatch, rng: &rng)
         top = MLP(sizes: [config.interactionWidth] + config.topHidden + [1], lastActivation: .identity, maxBatch: maxBatch, rng: &rng)
         tables = allocateTables
-            ? EmbeddingTables.uniform(rows: config.tableSizes, dim: config.embeddingDim, seed: seed, firstStream: 1) {
-                (1 / Float($0)).squareRoot()
-            }
+            ? EmbeddingTables.uniform(rows: config.tableSizes, dim: config.embeddingDim, seed: seed, firstStream: 1,
+                                      bound: EmbeddingTables.reciprocalSqrtBound)
             : config.tableSizes.map { _ in AlignedBuffer<Float>(count: 0) }
         let fd = config.vectorCount * config.embeddingDim
         features = AlignedBuffer(count: maxBatch * fd)

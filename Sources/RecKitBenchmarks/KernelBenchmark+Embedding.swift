@@ -43,7 +43,7 @@ struct EmbeddingBench {
     let log: (String) -> Void
 
     struct Batch {
-        var indices: [AlignedBuffer<Int32>]   // per table, B·P
+        var indices: [AlignedBuffer<Int64>]   // per table, B·P
         var offsets: AlignedBuffer<Int32>      // B + 1 (fixed pooling P)
         var unique: Int
     }
@@ -154,11 +154,11 @@ struct EmbeddingBench {
     func makeBatch(distribution: String, pooling: Int, zipf: ZipfSampler, rng: inout SeededRandom) -> Batch {
         let n = config.batch * pooling
         var unique = 0
-        var idx: [AlignedBuffer<Int32>] = []
+        var idx: [AlignedBuffer<Int64>] = []
         for _ in 0..<config.tables {
-            let buf = AlignedBuffer<Int32>(count: n)
+            let buf = AlignedBuffer<Int64>(count: n)
             for p in 0..<n {
-                buf.pointer[p] = Int32(distribution == "zipf" ? zipf.nextID(using: &rng) : rng.nextBelow(config.rowsPerTable))
+                buf.pointer[p] = Int64(distribution == "zipf" ? zipf.nextID(using: &rng) : rng.nextBelow(config.rowsPerTable))
             }
             unique += Set(buf.buffer).count
             idx.append(buf)

@@ -23,6 +23,11 @@ public struct ModelBenchmark {
         public var precision = Precision.fp32
         public var blocks = 5
         public var seed: UInt64 = 1
+        /// Read the batches from this shard dataset (its cardinalities, e.g. `data synth --session-size 8`) instead of
+        /// random ids.
+        public var dataDirectory: String?
+        /// RecD: deduplicate each batch's features before the embedding lookups.
+        public var dedup = false
         public init(train: Bool, threads: Int) { self.train = train; self.threads = threads }
     }
 
@@ -49,6 +54,11 @@ public struct ModelBenchmark {
         public var sgemmCeilingGflops: Double?
         public var mlpVsSgemmCeiling: Double?
         public var machine: MachineInfo
+        public var dedup: Bool
+        /// Σ B / Σ U over the deduplicated features of the measured batches (1 without dedup).
+        public var dedupFactor: Double
+        /// Embedding forward + backward (with the sparse optimizer), ms per batch.
+        public var embeddingMs: Double
 
         enum CodingKeys: String, CodingKey {
             case mode, phases, threads, precision, distribution, optimizer, machine
@@ -64,6 +74,9 @@ public struct ModelBenchmark {
             case latencyP99Ms = "latency_p99_ms"
             case sgemmCeilingGflops = "sgemm_ceiling_gflops"
             case mlpVsSgemmCeiling = "mlp_vs_sgemm_ceiling"
+            case dedup
+            case dedupFactor = "dedup_factor"
+            case embeddingMs = "embedding_ms"
         }
     }
 
@@ -73,7 +86,22 @@ public struct ModelBenchmark {
 
     public func run() throws -> Report {
         let c = config
-        let tables = SynthOptions.kaggleCardinalities.map { n in c.tableCap.map { min(n, $0) } ?? n }
+        var batches: [Batch] = []
+        var tables = SynthOptions.kaggleCardinalities.map { n in c.tableCap.map { min(n, $0) } ?? n }
+        if let dir = c.dataDirectory {
+            // Eight batches of the dataset (its own cardinalities), deduplicated by the loader when asked.
+            let ds = try ShardDataset(directory: dir)
+            tables = ds.schema.sparse.map(\.cardinality)
+            var lo = LoaderOptions(batchSize: c.batch)
+            lo.dedup = c.dedup
+            lo.dropLast = true
+            let loader = try BatchLoader(dataset: ds, options: lo)
+            while batches.count < 8, let b = loader.next() { batches.append(b) }
+            if let e = loader.error { throw e }
+            guard !batches.isEmpty, ds.schema.denseNames.count == 13 else {
+                throw DataError.invalidOptions("\(dir): needs ≥ \(c.batch) rows with 13 dense features (a `reckit data synth` dataset)")
+            }
+        }
         let dlrm = DLRMConfig.criteoKaggle(tableSizes: tables)
         var ceilingRNG = SeededRandom(seed: c.seed ^ 0xCE)
         let ceiling = BLASRuntime.available.map {
@@ -81,46 +109,52 @@ public struct ModelBenchmark {
         }
         if let ceiling { log(String(format: "sgemm ceiling (2048³, OpenBLAS, %d threads): %.1f GFLOP/s", c.threads, ceiling)) }
         log("building DLRM: \(tables.reduce(0, +)) embedding rows (\(String(format: "%.2f", Double(tables.reduce(0, +) * 64) / 1e9)) GB)")
-        let model = DLRM(config: dlrm, maxBatch: c.batch, maxIndicesPerTable: c.batch, seed: c.seed)
+        let sgd = c.optimizer == "sgd"
+        let model = try DLRM(config: dlrm, initialization: .random(seed: c.seed), sparseOptimizer: c.train ? (sgd ? .sgd : .rowWiseAdagrad) : nil)
         model.precision = c.precision
         // Inference serves constant weights: pack them once, as `reckit serve` does (training repacks per step).
         if !c.train { model.prepareForInference() }
+        let workspace = model.makeWorkspace(maxBatch: c.batch)
         let pool = ThreadPool(threads: c.threads)
-        let sgd = c.optimizer == "sgd"
         let dense = DenseOptimizer(kind: sgd ? .sgd : .adagrad)
         let update = SparseUpdate(optimizer: sgd ? .sgd : .rowWiseAdagrad, learningRate: 0.01)
-        // A cycle of batches touching well over the L3's worth of rows.
-        var rng = SeededRandom(seed: c.seed ^ 0xB)
-        let samplers = c.distribution == "zipf" ? tables.map { ZipfSampler(n: $0, exponent: c.zipfExponent) } : []
-        let batches: [(dense: [Float], kjt: KeyedJaggedTensor, labels: [Float])] = (0..<8).map { _ in
-            let d = (0..<(c.batch * 13)).map { _ in Float(rng.nextUniform() * 4) }
-            let values = tables.enumerated().map { t, n in
-                (0..<c.batch).map { _ in Int32(samplers.isEmpty ? rng.nextBelow(n) : samplers[t].nextID(using: &rng)) }
+        if batches.isEmpty {
+            // A cycle of batches touching well over the L3's worth of rows.
+            var rng = SeededRandom(seed: c.seed ^ 0xB)
+            let samplers = c.distribution == "zipf" ? tables.map { ZipfSampler(n: $0, exponent: c.zipfExponent) } : []
+            batches = (0..<8).map { _ in
+                let d = (0..<(c.batch * 13)).map { _ in Float(rng.nextUniform() * 4) }
+                let values = tables.enumerated().map { t, n in
+                    (0..<c.batch).map { _ in Int64(samplers.isEmpty ? rng.nextBelow(n) : samplers[t].nextID(using: &rng)) }
+                }
+                let labels = (0..<c.batch).map { _ in Float(rng.nextBelow(4) == 0 ? 1 : 0) }
+                let kjt = KeyedJaggedTensor(keys: tables.indices.map { "C\($0 + 1)" }, oneHot: values)
+                return Batch(labels: labels, dense: d, sparse: kjt,
+                             deduped: c.dedup ? (0..<tables.count).map { DedupedFeature.dedup(kjt, feature: $0) } : nil)
             }
-            let offsets = tables.map { _ in (0...c.batch).map { Int32($0) } }
-            let labels = (0..<c.batch).map { _ in Float(rng.nextBelow(4) == 0 ? 1 : 0) }
-            return (d, KeyedJaggedTensor(keys: tables.indices.map { "C\($0 + 1)" }, values: values, offsets: offsets,
-                                         weights: tables.map { _ in [] }), labels)
         }
+        let dedupFactor = batches.compactMap(\.dedupFactor).reduce(0, +) / Double(max(batches.compactMap(\.dedupFactor).count, 1))
         var next = 0
         var failure: Error?
         func iteration() {
             let b = batches[next % batches.count]
             next += 1
             do {
-                _ = try model.forward(dense: b.dense, sparse: b.kjt, labels: b.labels, pool: pool)
+                try model.forward(b, workspace: workspace, mode: c.train ? .training : .inference, pool: pool)
                 if c.train {
+                    _ = try BinaryCrossEntropy.loss(workspace, labels: b.labels)
                     model.zeroGrad()
-                    try model.backward(dense: b.dense, update: update, pool: pool)
+                    try model.backward(workspace: workspace, pool: pool)
+                    try model.applySparseUpdate(update, workspace: workspace, pool: pool)
                     let t0 = BenchTiming.now()
-                    dense.apply(model.denseParameters, lr: 0.01, pool: pool)
-                    if model.phaseClock != nil { model.phaseSeconds["optimizer", default: 0] += BenchTiming.now() - t0 }
+                    try dense.apply(model.denseParameters, lr: 0.01, pool: pool)
+                    if workspace.phaseClock != nil { workspace.phaseSeconds["optimizer", default: 0] += BenchTiming.now() - t0 }
                 }
             } catch { failure = error }
         }
         for _ in 0..<3 { iteration() }
-        model.phaseClock = { BenchTiming.now() }
-        model.phaseSeconds = [:]
+        workspace.phaseClock = { BenchTiming.now() }
+        workspace.phaseSeconds = [:]
         let tracker = try CarbonTracker(command: c.train ? "bench train" : "bench infer", model: "dlrm", coresUsed: c.threads)
         try tracker.start()
         let iterationsBefore = next
@@ -129,7 +163,7 @@ public struct ModelBenchmark {
         let energy = try tracker.finish(samples: iterations * c.batch, writeLedger: false)
         if let failure { throw failure }
         let perIter = BenchTiming.median(times)
-        model.phaseClock = nil
+        workspace.phaseClock = nil
         var latencies: [Double] = []
         let latencyStart = BenchTiming.now()
         while latencies.count < 3000 && (latencies.count < 20 || BenchTiming.now() - latencyStart < 1.5) {
@@ -138,18 +172,20 @@ public struct ModelBenchmark {
             latencies.append(BenchTiming.now() - t0)
         }
         if let failure { throw failure }
-        let phases = model.phaseSeconds.mapValues { $0 * 1e3 / Double(max(iterations, 1)) }
+        let phases = workspace.phaseSeconds.mapValues { $0 * 1e3 / Double(max(iterations, 1)) }
         let mlpMs = ["bottom_mlp", "top_mlp", "bottom_mlp_backward", "top_mlp_backward"].reduce(0) { $0 + (phases[$1] ?? 0) }
         let mlpGF = Self.mlpFlops(dlrm, batch: c.batch, train: c.train) / (mlpMs / 1e3) / 1e9
+        let embeddingMs = (phases["embedding_forward"] ?? 0) + (phases["embedding_backward_optimizer"] ?? 0)
         log(String(format: "%@: %.0f samples/s, %.2f ms/iter", c.train ? "train" : "infer", Double(c.batch) / perIter, perIter * 1e3))
         return Report(mode: c.train ? "train" : "infer", samplesPerSecond: Double(c.batch) / perIter, msPerIter: perIter * 1e3,
                       phases: phases,
                       peakRSSMiB: BenchTiming.peakRSSMiB(), joulesPer1k: energy.joulesPer1kSamples ?? .nan,
                       energyMethod: energy.method.rawValue, batchSize: c.batch, threads: c.threads, precision: c.precision.rawValue,
-                      distribution: c.distribution, optimizer: sgd ? "sgd" : "rowwise_adagrad+adagrad",
+                      distribution: c.dataDirectory == nil ? c.distribution : "data", optimizer: sgd ? "sgd" : "rowwise_adagrad+adagrad",
                       tableRows: tables.reduce(0, +), mlpGflops: mlpGF,
                       latencyP50Ms: BenchTiming.quantile(latencies, 0.5) * 1e3, latencyP99Ms: BenchTiming.quantile(latencies, 0.99) * 1e3, sgemmCeilingGflops: ceiling,
-                      mlpVsSgemmCeiling: ceiling.map { mlpGF / $0 }, machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName))
+                      mlpVsSgemmCeiling: ceiling.map { mlpGF / $0 }, machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName),
+                      dedup: c.dedup, dedupFactor: c.dedup ? dedupFactor : 1, embeddingMs: embeddingMs)
     }
 
     /// GEMM FLOPs of both MLPs per batch: 2·B·K·N per layer forward; backward adds dW (same) and dX (same, except

@@ -189,13 +189,12 @@ public struct ServeBenchmark {
         let path = dir + "/serve-bench-dlrm.ckpt"
         let tables = [Int](repeating: hashRows, count: 26)
         let config = DLRMConfig.criteoKaggle(tableSizes: tables)
-        let model = DLRM(config: config, maxBatch: 1, maxIndicesPerTable: 1, seed: 1)
+        let model = try DLRM(config: config, initialization: .random(seed: 1), sparseOptimizer: nil)
         let schema = DatasetSchema(source: "criteo", hasLabel: true, denseNames: (1...13).map { "I\($0)" },
                                    sparse: (1...26).map { SparseFeature(name: "C\($0)", cardinality: hashRows) },
                                    preprocessing: PreprocessingSpec(categorical: .hash(modulo: hashRows), rawIDs: "hex"))
-        let header = CheckpointHeader(model: "dlrm", dlrm: config, schema: schema, step: 0, rowsSeen: 0, denseOptimizer: .adam,
-                                      sparseOptimizer: "rowwise_adagrad", seed: 1)
-        try Checkpoint.save(model, optimizer: DenseOptimizer(kind: .adam), header: header, to: path)
+        try TrainingCheckpoint.save(model: model, optimizer: nil, options: TrainOptions(), position: nil, schema: schema,
+                                    rowsSeen: 0, to: path)
         return path
     }
 

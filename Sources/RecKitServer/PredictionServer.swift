@@ -11,11 +11,14 @@ import ServiceLifecycle
 /// * `POST /v1/predict` — JSON rows (positional or named) or Criteo TSV lines (`Content-Type:
 ///   text/tab-separated-values`); responds `{"scores": [...], "model_version": "..."}`.
 /// * `GET /healthz` (process up), `GET /readyz` (model loaded and accepting), `GET /metrics` (Prometheus).
-/// * `POST /admin/reload` (optional `{"model": "path"}`) and SIGHUP: load the checkpoint off the event loop, then
-///   swap it in between batches. In-flight requests finish on the model they started on.
+/// * SIGHUP, and `POST /admin/reload` (optional `{"model": "name"}`) on the admin listener: load the checkpoint off the
+///   event loop, then swap it in. Every request is scored by the model that preprocessed it.
+/// * The admin listener is off unless `adminTokenFile` is set; it binds its own address (loopback by default), wants
+///   `Authorization: Bearer <token>`, and loads only regular files inside `modelDirectory`.
 /// * SIGTERM/SIGINT: graceful shutdown (swift-service-lifecycle): stop accepting connections, finish the queued
 ///   requests, write the run's carbon-ledger line.
-/// Errors are JSON `{"error": {"status": S, "kind": K, "message": M}}` with 400/413/422/503 — never a 500.
+/// Errors are JSON `{"error": {"status": S, "kind": K, "message": M}}`: 400/401/403/404/413/422/503, and 500 only for a
+/// model that produced a non-finite score.
 public final class PredictionServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var host = "127.0.0.1"
@@ -23,6 +26,14 @@ public final class PredictionServer: @unchecked Sendable {
         public var engine = InferenceEngine.Options()
         /// Request bodies larger than this get 413.
         public var maxBodyBytes = 8 << 20
+        /// Rows one request may hold (413 above).
+        public var maxRowsPerRequest = 65_536
+        /// The admin listener: on only with a token file; loopback by default.
+        public var adminTokenFile: String?
+        public var adminHost = "127.0.0.1"
+        public var adminPort = 8081
+        /// Reloads may only name regular files inside this directory (default: the initial model's directory).
+        public var modelDirectory: String?
         public init() {}
     }
 
@@ -34,13 +45,29 @@ public final class PredictionServer: @unchecked Sendable {
     private let reloadLock = NSLock()
     private var modelPath: String
     private var reloading = false
+    /// The admin bearer token (nil: admin routes off).
+    let adminToken: [UInt8]?
+    /// The directory reloads are confined to (resolved, without a trailing slash).
+    let modelDirectory: String
 
     public init(modelPath: String, options: Options, carbon: CarbonTracker?, logger: Logger) throws {
         self.options = options
         self.modelPath = modelPath
         self.tracker = carbon
         self.logger = logger
-        let model = try ServedModel.load(modelPath, maxBatch: max(options.engine.maxBatch, 1))
+        if let file = options.adminTokenFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw RequestError(.unavailable, "cannot read the admin token file \(file)") }
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard token.utf8.count >= 16 else { throw RequestError(.unavailable, "the admin token in \(file) must be at least 16 characters") }
+            adminToken = Array(token.utf8)
+        } else {
+            adminToken = nil
+        }
+        let dir = options.modelDirectory ?? (modelPath as NSString).deletingLastPathComponent
+        guard let real = realpath(dir.isEmpty ? "." : dir, nil) else { throw RequestError(.unavailable, "model directory \(dir) does not exist") }
+        modelDirectory = String(cString: real)
+        free(real)
+        let model = try ServedModel.load(modelPath, maxBatch: max(options.engine.maxBatch, 1), maxRowsPerRequest: options.maxRowsPerRequest)
         let m = metrics
         engine = InferenceEngine(model: model, options: options.engine) { e in m.batch(rows: e.rows, seconds: e.seconds) }
         metrics.model(version: model.version, reloaded: false)
@@ -64,8 +91,31 @@ public final class PredictionServer: @unchecked Sendable {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
         }
         router.post("/v1/predict") { [self] request, _ in await predict(request) }
-        router.post("/admin/reload") { [self] request, _ in await adminReload(request) }
         return router
+    }
+
+    /// The admin listener's routes: `POST /admin/reload`, behind the bearer token.
+    public func makeAdminRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.post("/admin/reload") { [self] request, _ in
+            if let refusal = authorize(request) { return refusal }
+            return await adminReload(request)
+        }
+        return router
+    }
+
+    /// nil when the request carries the admin token; otherwise the 401 to send. Constant-time comparison.
+    func authorize(_ request: Request) -> Response? {
+        guard let token = adminToken else { return Self.error(RequestError(.forbidden, "admin routes are off (start with --admin-token-file)")) }
+        let header = request.headers[.authorization] ?? ""
+        let given = header.hasPrefix("Bearer ") ? Array(header.utf8.dropFirst(7)) : []
+        var diff = UInt8(given.count == token.count ? 0 : 1)
+        for i in 0..<token.count { diff |= token[i] ^ (i < given.count ? given[i] : 0) }
+        if diff != 0 {
+            metrics.request(route: "/admin/reload", status: 401, seconds: 0, errorKind: RequestError.Kind.unauthorized.rawValue)
+            return Self.error(RequestError(.unauthorized, "missing or wrong admin token (Authorization: Bearer <token from --admin-token-file>)"))
+        }
+        return nil
     }
 
     /// The application (for `run` and for tests with HummingbirdTesting).
@@ -74,14 +124,25 @@ public final class PredictionServer: @unchecked Sendable {
                     onServerRunning: onServerRunning, logger: logger)
     }
 
+    /// The admin application (only when an admin token is configured).
+    public func makeAdminApplication(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> (some ApplicationProtocol)? {
+        guard adminToken != nil else { return nil as Application<RouterResponder<BasicRequestContext>>? }
+        return Application(router: makeAdminRouter(), configuration: .init(address: .hostname(options.adminHost, port: options.adminPort),
+                                                                           serverName: "reckit-admin"),
+                           onServerRunning: onServerRunning, logger: logger)
+    }
+
     /// Serves until SIGTERM/SIGINT; then drains the engine and records the run in the carbon ledger.
-    public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+    public func run(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+                    onAdminRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
         signal(SIGHUP, SIG_IGN)
         hup.setEventHandler { [self] in Task { _ = await reload(path: nil) } }
         hup.resume()
         let app = makeApplication(onServerRunning: onServerRunning)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [any Service] = [app]
+        if let admin = makeAdminApplication(onServerRunning: onAdminRunning) { services.append(admin) }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer {
             hup.cancel()
             finish()
@@ -114,7 +175,7 @@ public final class PredictionServer: @unchecked Sendable {
             return done(Self.error(e), e.kind.rawValue)
         }
         let bytes = Array(body.readableBytesView)
-        let model = engine.model
+        let model = engine.model  // this request is preprocessed and scored by this model, whatever reloads meanwhile
         let contentType = request.headers[.contentType]?.lowercased() ?? "application/json"
         let rows: PreparedRows
         do throws(RequestError) {
@@ -128,7 +189,7 @@ public final class PredictionServer: @unchecked Sendable {
         } catch {
             return done(Self.error(error), error.kind.rawValue)
         }
-        switch await engine.score(rows) {
+        switch await engine.score(rows, model: model) {
         case .success(let s):
             var out = "{\"scores\":["
             out.reserveCapacity(32 + s.scores.count * 12)
@@ -143,21 +204,64 @@ public final class PredictionServer: @unchecked Sendable {
         }
     }
 
-    struct ReloadBody: Decodable { var model: String? }
-
     func adminReload(_ request: Request) async -> Response {
-        let body = (try? await request.body.collect(upTo: 64 << 10)).map { Array($0.readableBytesView) } ?? []
+        let body: [UInt8]
+        do {
+            body = Array(try await request.body.collect(upTo: 64 << 10).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            return Self.error(RequestError(.tooLarge, "reload body over 64 KiB: send {\"model\": \"name\"} or nothing"))
+        } catch {
+            return Self.error(RequestError(.malformed, "could not read the body: \(error)"))
+        }
         var path: String?
         if !body.isEmpty {
-            guard let b = try? JSONDecoder().decode(ReloadBody.self, from: Data(body)) else {
-                return Self.error(RequestError(.malformed, "reload body must be {\"model\": \"path\"} or empty"))
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+                return Self.error(RequestError(.malformed, "reload body must be a JSON object {\"model\": \"name\"} or empty"))
             }
-            path = b.model
+            if let extra = object.keys.first(where: { $0 != "model" }) {
+                return Self.error(RequestError(.invalid, "reload body: unknown key '\(extra.prefix(64))' (only \"model\")"))
+            }
+            guard let value = object["model"] else { return await reloadResponse(path: nil) }
+            guard let name = value as? String else { return Self.error(RequestError(.invalid, "reload body: \"model\" must be a string")) }
+            switch resolveModelPath(name) {
+            case .success(let p): path = p
+            case .failure(let e): return Self.error(e)
+            }
         }
+        return await reloadResponse(path: path)
+    }
+
+    func reloadResponse(path: String?) async -> Response {
         switch await reload(path: path) {
         case .success(let version): return Self.json(200, "{\"status\":\"reloaded\",\"model_version\":\(Self.quote(version))}")
         case .failure(let e): return Self.error(e)
         }
+    }
+
+    /// `name` (relative to the model directory, or absolute) as a regular file inside the model directory, symlinks
+    /// resolved; anything outside is 403 whether it exists or not.
+    func resolveModelPath(_ name: String) -> Result<String, RequestError> {
+        guard !name.isEmpty, !name.contains("\0") else { return .failure(RequestError(.invalid, "reload: empty model name")) }
+        let candidate = name.hasPrefix("/") ? name : modelDirectory + "/" + name
+        let outside = RequestError(.forbidden, "reload: \(name.prefix(200)) is outside the model directory (--model-dir)")
+        guard let real = realpath(candidate, nil) else {
+            // Only say "not found" for names that would be inside the directory.
+            let parent = (candidate as NSString).deletingLastPathComponent
+            if let rp = realpath(parent, nil) {
+                let inside = String(cString: rp).hasPrefix(modelDirectory + "/") || String(cString: rp) == modelDirectory
+                free(rp)
+                if inside { return .failure(RequestError(.notFound, "reload: no model named \(name.prefix(200)) in the model directory")) }
+            }
+            return .failure(outside)
+        }
+        let resolved = String(cString: real)
+        free(real)
+        guard resolved.hasPrefix(modelDirectory + "/") else { return .failure(outside) }
+        var st = stat()
+        guard stat(resolved, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            return .failure(RequestError(.invalid, "reload: \(name.prefix(200)) is not a regular file"))
+        }
+        return .success(resolved)
     }
 
     /// Loads `path` (default: the current model's path) on a background thread and swaps it in.
@@ -168,13 +272,13 @@ public final class PredictionServer: @unchecked Sendable {
             return path ?? modelPath
         }
         guard let target else { return .failure(RequestError(.unavailable, "a reload is already running")) }
-        let maxBatch = max(options.engine.maxBatch, 1)
+        let maxBatch = max(options.engine.maxBatch, 1), rowsLimit = options.maxRowsPerRequest
         let loaded: Result<ServedModel, RequestError> = await withCheckedContinuation { c in
             DispatchQueue.global().async {
-                do { c.resume(returning: .success(try ServedModel.load(target, maxBatch: maxBatch))) } catch let e as RequestError {
-                    c.resume(returning: .failure(e))
+                do throws(RequestError) {
+                    c.resume(returning: .success(try ServedModel.load(target, maxBatch: maxBatch, maxRowsPerRequest: rowsLimit)))
                 } catch {
-                    c.resume(returning: .failure(RequestError(.invalid, "cannot load \(target): \(error)")))
+                    c.resume(returning: .failure(error))
                 }
             }
         }

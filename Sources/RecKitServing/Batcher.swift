@@ -2,8 +2,9 @@
 /// `next(now:)` says whether to run a batch now, and which requests form it, or until when to wait.
 ///
 /// Rules (all times in nanoseconds of a monotonic clock supplied by the caller, so tests drive time explicitly):
-/// * A batch is the longest prefix of the queue whose rows fit in `maxBatch` — at least one request, so a single
-///   request larger than `maxBatch` runs alone (the engine splits it into model-sized chunks).
+/// * A batch is the longest prefix of the queue whose rows fit in `maxBatch` and whose requests share one `group` (the
+///   model that preprocessed them: a batch never mixes models) — at least one request, so a single request larger
+///   than `maxBatch` runs alone (the engine splits it into model-sized chunks).
 /// * It runs as soon as the queued rows reach `maxBatch`, or when the oldest queued request has waited
 ///   `maxWait`; otherwise the caller sleeps until that deadline (or the next enqueue).
 /// * Requests are never reordered or dropped; `drain()` hands out everything (shutdown).
@@ -20,6 +21,7 @@ public struct Batcher<ID: Hashable & Sendable>: Sendable {
         public let id: ID
         public let rows: Int
         public let arrival: UInt64
+        public let group: UInt64
     }
 
     public enum Decision: Sendable, Equatable {
@@ -42,8 +44,8 @@ public struct Batcher<ID: Hashable & Sendable>: Sendable {
     public var queuedRequests: Int { queue.count - head }
     public var isEmpty: Bool { head == queue.count }
 
-    public mutating func enqueue(_ id: ID, rows: Int, now: UInt64) {
-        queue.append(Pending(id: id, rows: max(rows, 0), arrival: now))
+    public mutating func enqueue(_ id: ID, rows: Int, group: UInt64 = 0, now: UInt64) {
+        queue.append(Pending(id: id, rows: max(rows, 0), arrival: now, group: group))
         queuedRows += max(rows, 0)
     }
 
@@ -67,9 +69,10 @@ public struct Batcher<ID: Hashable & Sendable>: Sendable {
     private mutating func takeBatch() -> [ID] {
         var ids: [ID] = []
         var rows = 0
+        let group = queue[head].group
         while head < queue.count {
             let p = queue[head]
-            if !ids.isEmpty && rows + p.rows > config.maxBatch { break }
+            if !ids.isEmpty && (rows + p.rows > config.maxBatch || p.group != group) { break }
             ids.append(p.id)
             rows += p.rows
             head += 1

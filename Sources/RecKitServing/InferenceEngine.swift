@@ -1,15 +1,17 @@
 import Foundation
 import RecKitCore
 import RecKitKernels
+import RecKitModels
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs the model on a dedicated inference thread (never on the HTTP event loop), batching concurrent requests
-/// with `Batcher`: callers `await score(rows)`; the thread collects requests until `maxBatch` rows are queued or the
-/// oldest has waited `maxWait`, scores them as one batch on its own `ThreadPool`, and resumes each caller with its
-/// scores. A model swap (`reload`) takes effect between batches, so no request is dropped or scored half-and-half;
-/// `shutdown()` stops intake, scores everything queued, then joins the thread.
+/// with `Batcher`: callers `await score(rows, model:)`; the thread collects requests until `maxBatch` rows are queued
+/// or the oldest has waited `maxWait`, scores them as one batch on its own `ThreadPool`, and resumes each caller with
+/// its scores. Every request is scored by the model that preprocessed it (a batch only holds requests of one model,
+/// and the response names that model's version), so a `reload` between preprocessing and scoring never mixes one
+/// model's ids with another's tables. `shutdown()` stops intake, scores everything queued, then joins the thread.
 public final class InferenceEngine: @unchecked Sendable {
     public struct Options: Sendable {
         public var maxBatch = 256
@@ -35,6 +37,7 @@ public final class InferenceEngine: @unchecked Sendable {
 
     private struct Waiter {
         var rows: PreparedRows
+        var model: ServedModel
         var continuation: CheckedContinuation<Result<Scores, RequestError>, Never>
     }
 
@@ -85,8 +88,9 @@ public final class InferenceEngine: @unchecked Sendable {
         return current
     }
 
-    /// Scores `rows` (already preprocessed), batched with concurrent callers.
-    public func score(_ rows: PreparedRows) async -> Result<Scores, RequestError> {
+    /// Scores `rows`, preprocessed by `model`'s preprocessor, with that model, batched with concurrent callers of the
+    /// same model.
+    public func score(_ rows: PreparedRows, model: ServedModel) async -> Result<Scores, RequestError> {
         await withCheckedContinuation { (c: CheckedContinuation<Result<Scores, RequestError>, Never>) in
             pthread_mutex_lock(mutex)
             guard accepting else {
@@ -96,8 +100,8 @@ public final class InferenceEngine: @unchecked Sendable {
             }
             let id = nextID
             nextID += 1
-            waiters[id] = Waiter(rows: rows, continuation: c)
-            batcher.enqueue(id, rows: rows.count, now: Self.now())
+            waiters[id] = Waiter(rows: rows, model: model, continuation: c)
+            batcher.enqueue(id, rows: rows.count, group: model.generation, now: Self.now())
             pthread_cond_signal(cond)
             pthread_mutex_unlock(mutex)
         }
@@ -128,6 +132,7 @@ public final class InferenceEngine: @unchecked Sendable {
 
     private func loop() {
         let pool = ThreadPool(threads: options.threads, idle: .polite)  // the event loops share these cores
+        var workspaces: [UInt64: ModelWorkspace] = [:]  // per model generation; this thread's only
         pthread_mutex_lock(mutex)
         while true {
             var decision = batcher.next(now: Self.now())
@@ -146,25 +151,29 @@ public final class InferenceEngine: @unchecked Sendable {
                 _ = pthread_cond_timedwait(cond, mutex, &ts)
             case .run(let ids):
                 let batch = ids.compactMap { id in waiters.removeValue(forKey: id) }
-                let model = current
+                let live = current.generation
                 pthread_mutex_unlock(mutex)
-                run(batch, model: model, pool: pool)
+                run(batch, pool: pool, workspaces: &workspaces, live: live)
                 pthread_mutex_lock(mutex)
             }
         }
     }
 
-    private func run(_ batch: [Waiter], model: ServedModel, pool: ThreadPool) {
-        guard !batch.isEmpty else { return }
+    private func run(_ batch: [Waiter], pool: ThreadPool, workspaces: inout [UInt64: ModelWorkspace], live: UInt64) {
+        guard let model = batch.first?.model else { return }
         let t0 = Self.now()
         var rows = batch[0].rows
         for w in batch.dropFirst() { rows.append(w.rows) }
+        // Workspaces of models no longer served (and not this batch's) are dropped.
+        for g in workspaces.keys where g != live && g != model.generation { workspaces[g] = nil }
+        let workspace = workspaces[model.generation] ?? model.makeWorkspace()
+        workspaces[model.generation] = workspace
         let result: Result<[Float], RequestError>
-        do throws(KernelError) {
-            result = .success(try model.score(rows, pool: pool))
+        do throws(RequestError) {
+            result = .success(try model.score(rows, workspace: workspace, pool: pool))
         } catch {
-            // Preprocessing validated shapes and ids, so this is a model/input mismatch: report, never crash.
-            result = .failure(RequestError(.invalid, "the model refused the batch: \(error)"))
+            // Preprocessing validated shapes and ids, so this is a model/input mismatch or a broken model: report, never crash.
+            result = .failure(error)
         }
         // Count the batch before anyone hears back, so a client that has its scores also sees them in the counters
         // and /metrics (resuming first let a test read 63 of 64 rows).

@@ -9,6 +9,14 @@ public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible 
         case tooLarge
         /// The server is shutting down or has no model: 503.
         case unavailable
+        /// The model produced something unusable (a non-finite score): 500.
+        case internalError = "internal"
+        /// Admin access without a valid token: 401.
+        case unauthorized
+        /// Admin access to something outside what is allowed (a path outside --model-dir): 403.
+        case forbidden
+        /// A reload names a model the model directory does not hold: 404.
+        case notFound = "not_found"
     }
 
     public var kind: Kind
@@ -22,6 +30,10 @@ public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalid: return 422
         case .tooLarge: return 413
         case .unavailable: return 503
+        case .internalError: return 500
+        case .unauthorized: return 401
+        case .forbidden: return 403
+        case .notFound: return 404
         }
     }
 

@@ -1,11 +1,13 @@
 import Foundation
+import RecKitCheckpoint
 import RecKitCore
+import RecKitData
 import RecKitKernels
 import RecKitModels
-import RecKitTraining
 
 /// A checkpoint loaded for serving: the model, the preprocessing that turns raw rows into its inputs, and a version
-/// string reported with every score. Only the inference thread calls `score` (models keep per-batch buffers).
+/// string reported with every score. The model keeps no per-call state: each inference thread scores with its own
+/// workspace (`makeWorkspace`).
 public final class ServedModel: @unchecked Sendable {
     public let model: any CTRModel
     public let preprocessor: Preprocessor
@@ -14,44 +16,73 @@ public final class ServedModel: @unchecked Sendable {
     public let path: String
     /// Rows per model call; larger batches are scored in chunks.
     public let maxBatch: Int
-    /// Feature keys of the batches handed to the model (one per table).
-    private let keys: [String]
+    /// A number no other loaded model has: the batcher's group, so a batch never mixes models.
+    public let generation: UInt64 = ServedModel.nextGeneration()
+
+    private static let counter = NSLock()
+    nonisolated(unsafe) private static var last: UInt64 = 0
+    static func nextGeneration() -> UInt64 { counter.withLock { last += 1; return last } }
 
     public init(model: any CTRModel, preprocessor: Preprocessor, version: String, path: String, maxBatch: Int) {
-        self.model = model; self.preprocessor = preprocessor; self.version = version; self.path = path; self.maxBatch = maxBatch
-        keys = model.config.tableSizes.indices.map { "f\($0)" }
+        self.model = model; self.preprocessor = preprocessor; self.version = version; self.path = path; self.maxBatch = max(1, maxBatch)
     }
 
-    /// Loads `path` (a `reckit train` or `reckit quantize` checkpoint) for batches of up to `maxBatch` rows.
-    public static func load(_ path: String, maxBatch: Int) throws -> ServedModel {
-        let (model, _, header, vocabularies) = try Checkpoint.loadWithVocabularies(path, maxBatch: maxBatch, maxIndicesPerTable: maxBatch * 64)
-        guard let schema = header.schema else {
-            throw RequestError(.unavailable, "\(path): the checkpoint has no data schema, so raw rows cannot be preprocessed")
+    /// Loads `path` (a `reckit train` or `reckit quantize` checkpoint) for batches of up to `maxBatch` rows. The
+    /// header is validated and every table's size checked against the file before anything is allocated; the model
+    /// must read exactly the features its schema preprocesses (same names and cardinalities), or it is refused.
+    public static func load(_ path: String, maxBatch: Int, maxRowsPerRequest: Int = 65_536) throws(RequestError) -> ServedModel {
+        let model: any CTRModel
+        let meta: CheckpointMetadata
+        let vocabularies: [[UInt64]]
+        do throws(CheckpointError) {
+            let reader = try Checkpoint.open(path)
+            model = try reader.loadModel(optimizerState: false)
+            meta = reader.metadata
+            vocabularies = try reader.vocabularies(features: meta.schema?.sparse.map(\.name) ?? [])
+        } catch {
+            throw RequestError(.invalid, error.description)
         }
-        let pre = try Preprocessor(schema: schema, vocabularies: vocabularies, tableSizes: model.config.tableSizes)
-        let name = (path as NSString).lastPathComponent
+        guard let schema = meta.schema else {
+            throw RequestError(.invalid, "\(path): the checkpoint has no data schema, so raw rows cannot be preprocessed")
+        }
+        let cards = Dictionary(schema.sparse.map { ($0.name, $0.cardinality) }, uniquingKeysWith: { a, _ in a })
+        for f in model.configuration.sparse where cards[f.name] != f.rows {
+            throw RequestError(.invalid, "\(path): the model's feature \(f.name) (\(f.rows) rows) is not what its schema preprocesses")
+        }
+        guard model.denseCount == max(schema.denseNames.count, 1) else {
+            throw RequestError(.invalid, "\(path): the model reads \(model.denseCount) dense features, its schema has \(schema.denseNames.count)")
+        }
+        let pre = try Preprocessor(schema: schema, vocabularies: vocabularies, maxRows: maxRowsPerRequest)
         model.prepareForInference()
-        return ServedModel(model: model, preprocessor: pre, version: "\(name)@step\(header.step)" + (header.quantization.map { "+\($0.rawValue)" } ?? ""), path: path, maxBatch: maxBatch)
+        let name = (path as NSString).lastPathComponent
+        return ServedModel(model: model, preprocessor: pre, version: "\(name)@step\(meta.step)" + (meta.quantization.map { "+\($0.rawValue)" } ?? ""),
+                           path: path, maxBatch: maxBatch)
     }
 
-    /// Click probabilities σ(logit) for `rows`, in order.
-    public func score(_ rows: PreparedRows, pool: ThreadPool) throws(KernelError) -> [Float] {
+    public func makeWorkspace() -> ModelWorkspace { model.makeWorkspace(maxBatch: maxBatch) }
+
+    /// Click probabilities σ(logit) for `rows`, in order, in chunks of `maxBatch`. A non-finite score (a model that
+    /// diverged) is an error, never a number in the response.
+    public func score(_ rows: PreparedRows, workspace: ModelWorkspace, pool: ThreadPool) throws(RequestError) -> [Float] {
         var out: [Float] = []
         out.reserveCapacity(rows.count)
         var start = 0
         while start < rows.count {
             let end = min(rows.count, start + maxBatch)
             let chunk = (start == 0 && end == rows.count) ? rows : rows.slice(start..<end)
-            let b = chunk.count
-            let offsets = chunk.lengths.map { lens -> [Int32] in
-                var o = [Int32](repeating: 0, count: lens.count + 1)
-                for i in 0..<lens.count { o[i + 1] = o[i] + lens[i] }
-                return o
+            do throws(ModelError) {
+                try model.forward(chunk.batch, workspace: workspace, mode: .inference, pool: pool)
+            } catch {
+                throw RequestError(.invalid, "the model refused the batch: \(error)")
             }
-            let kjt = KeyedJaggedTensor(keys: keys, values: chunk.ids,
-                                        offsets: offsets, weights: chunk.ids.map { _ in [] })
-            _ = try model.forward(dense: chunk.dense, sparse: kjt, labels: [Float](repeating: 0, count: b), pool: pool)
-            for z in model.lastLogits { out.append(1 / (1 + Float(exp(-Double(z))))) }
+            for i in 0..<chunk.count {
+                let z = workspace.logits.pointer[i]
+                let p = 1 / (1 + Float(exp(-Double(z))))
+                guard !z.isNaN, p.isFinite else {
+                    throw RequestError(.internalError, "the model produced a non-finite score (logit \(z)) for row \(start + i): the checkpoint is broken")
+                }
+                out.append(p)
+            }
             start = end
         }
         return out

@@ -1,6 +1,8 @@
 import Foundation
 import RecKitCore
+import RecKitCheckpoint
 import RecKitKernels
+import RecKitModels
 
 /// Optimizers for dense (MLP) parameters.
 ///
@@ -27,26 +29,60 @@ public final class DenseOptimizer: @unchecked Sendable {
         self.eps = eps ?? (kind == .adagrad ? 1e-10 : 1e-8)
     }
 
-    /// Applies one update to every (parameter, gradient) pair with learning rate `lr`, split across `pool` when
-    /// given (the same bits either way).
-    public func apply(_ params: [(AlignedBuffer<Float>, AlignedBuffer<Float>)], lr: Float, pool: ThreadPool? = nil) {
-        if first.count != params.count {
-            first = params.map { AlignedBuffer(count: kind == .adam || kind == .adamw ? $0.0.count : 0) }
-            second = params.map { AlignedBuffer(count: kind == .sgd ? 0 : $0.0.count) }
+    /// Allocates the moments for `params` (once; they must then stay the same parameters).
+    public func prepare(_ params: [DenseParameter]) throws(TrainingError) {
+        if first.count == params.count && zip(first, params).allSatisfy({ $0.count == (usesFirst ? $1.value.count : 0) })
+            && zip(second, params).allSatisfy({ $0.count == (usesSecond ? $1.value.count : 0) }) { return }
+        guard first.isEmpty else {
+            throw .optimizerState("the \(kind.rawValue) optimizer holds moments for \(first.count) parameters, the model has \(params.count)")
         }
+        first = params.map { AlignedBuffer(count: usesFirst ? $0.value.count : 0) }
+        second = params.map { AlignedBuffer(count: usesSecond ? $0.value.count : 0) }
+    }
+
+    var usesFirst: Bool { kind == .adam || kind == .adamw }
+    var usesSecond: Bool { kind != .sgd }
+
+    /// Applies one update to every parameter with learning rate `lr`, split across `pool` when given (the same bits
+    /// either way).
+    public func apply(_ params: [DenseParameter], lr: Float, pool: ThreadPool? = nil) throws(TrainingError) {
+        try prepare(params)
         step += 1
         let c1 = 1 - Float(pow(Double(beta1), Double(step))), c2 = 1 - Float(pow(Double(beta2), Double(step)))
         // Fixed chunks of every parameter: the update is element-wise, so any split gives the same bits.
         var items: [(Int, Range<Int>)] = []
-        for (k, (w, _)) in params.enumerated() {
-            for start in stride(from: 0, to: w.count, by: Self.chunk) { items.append((k, start..<min(start + Self.chunk, w.count))) }
+        for (k, p) in params.enumerated() {
+            for start in stride(from: 0, to: p.value.count, by: Self.chunk) { items.append((k, start..<min(start + Self.chunk, p.value.count))) }
         }
         let run: (Int) -> Void = { t in
             let (k, range) = items[t]
-            self.update(params[k].0.pointer, params[k].1.pointer, self.first[k].pointer, self.second[k].pointer, range,
+            self.update(params[k].value.pointer, params[k].grad.pointer, self.first[k].pointer, self.second[k].pointer, range,
                         lr: lr, c1: c1, c2: c2)
         }
         if let pool { pool.parallelFor(items.count, run) } else { for t in items.indices { run(t) } }
+    }
+
+    /// The moments as named tensors (`optimizer.<parameter>.exp_avg`, `.exp_avg_sq`, or Adagrad's `.sum`), allocating
+    /// them first if no step was taken yet.
+    public func stateTensors(_ params: [DenseParameter]) throws(TrainingError) -> [StateTensor] {
+        try prepare(params)
+        var out: [StateTensor] = []
+        for (k, p) in params.enumerated() {
+            if usesFirst { out.append(StateTensor(name: OptimizerStateNames.firstMoment(p.name), shape: p.shape, role: .optimizerState, buffer: first[k])) }
+            if usesSecond {
+                out.append(StateTensor(name: OptimizerStateNames.secondMoment(p.name, adagrad: kind == .adagrad), shape: p.shape,
+                                       role: .optimizerState, buffer: second[k]))
+            }
+        }
+        return out
+    }
+
+    /// Sets the step count (restoring: Adam's bias correction continues from it).
+    public func setStep(_ s: Int) { step = max(0, s) }
+
+    /// The optimizer as a checkpoint records it.
+    public var record: CheckpointMetadata.OptimizerRecord {
+        .init(kind: kind.rawValue, eps: eps, weightDecay: weightDecay, beta1: usesFirst ? beta1 : nil, beta2: usesFirst ? beta2 : nil, step: step)
     }
 
     /// Elements per task of the parallel update.
@@ -98,11 +134,4 @@ public final class DenseOptimizer: @unchecked Sendable {
             i += n
         }
     }
-
-    public func restore(step: Int, first: [[Float]], second: [[Float]]) {
-        self.step = step
-        self.first = first.map { AlignedBuffer($0) }
-        self.second = second.map { AlignedBuffer($0) }
-    }
 }
-

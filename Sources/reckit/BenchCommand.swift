@@ -118,6 +118,12 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .customLong("table-cap"), help: "Cap every table's rows (smoke runs; default: the Kaggle sizes, 33.8M rows).")
     var tableCap: Int?
 
+    @Option(name: .long, help: "Read the batches from this shard dataset (e.g. `data synth --session-size 8`) instead of random ids.")
+    var data: String?
+
+    @Option(name: .long, help: "RecD deduplication of each batch's features: on or off (default off).")
+    var dedup = "off"
+
     func config(train: Bool, threads: Int) throws -> ModelBenchmark.Config {
         try checkPrecision(precision)
         guard ids == "uniform" || ids == "zipf" else { throw ValidationError("--ids must be uniform or zipf") }
@@ -126,6 +132,9 @@ struct ModelBenchOptions: ParsableArguments {
         c.distribution = ids
         c.tableCap = tableCap
         c.precision = precision
+        guard dedup == "on" || dedup == "off" else { throw ValidationError("--dedup must be on or off") }
+        c.dedup = dedup == "on"
+        c.dataDirectory = data
         return c
     }
 }
@@ -169,6 +178,7 @@ enum ModelBenchSummary {
         print(String(format: "DLRM %@ (%@, %@ ids, batch %d, %d threads, %@): %.0f samples/s, %.2f ms/iter, %.2f J/1k samples (%@), peak RSS %.0f MiB",
                      r.mode, r.precision, r.distribution, r.batchSize, r.threads, r.optimizer, r.samplesPerSecond, r.msPerIter, r.joulesPer1k, r.energyMethod, r.peakRSSMiB))
         print(String(format: "  latency per batch: p50 %.3f ms, p99 %.3f ms", r.latencyP50Ms, r.latencyP99Ms))
+        print(String(format: "  embeddings %.2f ms/iter (forward + backward), dedup %@ (factor %.2f)", r.embeddingMs, r.dedup ? "on" : "off", r.dedupFactor))
         print(String(format: "  MLP GEMMs %.1f GFLOP/s%@", r.mlpGflops,
                      r.sgemmCeilingGflops.map { String(format: " = %.2f × the sgemm ceiling (%.1f GFLOP/s, same run)", r.mlpGflops / $0, $0) } ?? ""))
         for (k, v) in r.phases.sorted(by: { $0.value > $1.value }) {

@@ -38,6 +38,9 @@ struct DataConvert: ParsableCommand {
     @Option(name: .customLong("shard-rows"), help: "Rows per shard (default 524,288).")
     var shardRows: Int?
 
+    @Flag(name: .long, help: "Replace a non-empty output directory (it is otherwise refused).")
+    var overwrite = false
+
     @OptionGroup var carbon: CarbonOptions
 
     @Flag(name: .long, help: "Print one JSON object at the end.")
@@ -52,6 +55,7 @@ struct DataConvert: ParsableCommand {
         o.maxIndRange = maxIndRange
         o.minCount = minCount
         if let shardRows { o.shardRows = max(1, shardRows) }
+        o.overwrite = overwrite
         let report = try run.measure(code: 65, samples: { $0.rows }) { () throws(DataError) in
             try Converter.run(o) { p in
                 let rate = Double(p.bytesDone) / 1e6 / max(p.seconds, 1e-9)
@@ -80,9 +84,9 @@ struct CLIError: Error, CustomStringConvertible {
         do throws(DataError) { return try body() } catch { throw CLIError(message: error.description, code: code) }
     }
 
-    /// Opens a shard dataset (exit 66 when it cannot).
+    /// Opens a shard dataset (exit 65 when it cannot: every input error is 65).
     static func openDataset(_ directory: String) throws -> ShardDataset {
-        try onDataError(code: 66) { () throws(DataError) in try ShardDataset(directory: directory) }
+        try onDataError(code: 65) { () throws(DataError) in try ShardDataset(directory: directory) }
     }
 }
 
@@ -112,6 +116,9 @@ struct DataSynth: ParsableCommand {
     @Option(name: .customLong("user-tables"), help: "How many leading tables are user-side (shared in a session).")
     var userTables = 13
 
+    @Flag(name: .long, help: "Replace a non-empty output directory (it is otherwise refused).")
+    var overwrite = false
+
     @OptionGroup var carbon: CarbonOptions
 
     @Flag(name: .long, help: "Print one JSON object at the end.")
@@ -130,6 +137,7 @@ struct DataSynth: ParsableCommand {
         o.zipf = zipf
         o.sessionSize = sessionSize
         o.userTables = min(userTables, o.tables.count)
+        o.overwrite = overwrite
         let total = rows
         let run = try CarbonRun(command: "data synth", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
         let report = try run.measure(code: 65, samples: { $0.rows }) { () throws(DataError) in

@@ -13,7 +13,7 @@ struct DemoCommand: ParsableCommand {
     @Option(name: .long, help: "Rows to synthesize (default 2,000,000).")
     var rows = 2_000_000
 
-    @Option(name: .long, help: "Working directory (data, checkpoint).")
+    @Option(name: .long, help: "Working directory (data, checkpoint); its data is replaced on every run.")
     var output = "runs/demo"
 
     @Option(name: .long, help: "Seed.")
@@ -29,27 +29,23 @@ struct DemoCommand: ParsableCommand {
         // The 26 Criteo Kaggle tables, capped at 100k rows each so the demo fits in a few hundred MB.
         var so = SynthOptions(rows: rows, output: output + "/data", seed: seed)
         so.tables = SynthOptions.kaggleCardinalities.map { min($0, 100_000) }
+        so.overwrite = true
         log.info("synthesizing \(rows) Criteo-shaped rows into \(so.output)")
         let synth = try CLIError.onDataError(code: 73) { () throws(DataError) in try Synthesizer.run(so) }
-        let ds = try CLIError.openDataset(so.output)
-        var o = TrainOptions.recipe(rows: rows)
-        o.epochs = 1
-        o.batchSize = 512
-        o.threads = common.resolvedThreads
-        o.seed = seed
-        log.info("training DLRM (dim \(o.embeddingDim), bottom \(o.bottomHidden), top \(o.topHidden), batch \(o.batchSize), Adam + row-wise Adagrad)")
-        let (model, opt, report) = try Trainer.trainDLRM(ds, options: o) { p in
-            log.info("step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
+        var request = TrainingRun(model: .dlrm, data: [so.output], output: output + "/dlrm.safetensors")
+        request.flags.epochs = 1
+        request.flags.batch_size = 512
+        request.flags.seed = seed
+        request.threads = common.resolvedThreads
+        let outcome = try CLIError.onTrainingError { () throws(TrainingError) in
+            try request.run(log: { log.info("\($0)") }) { p in
+                log.info("step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
+            }
         }
-        let ckpt = output + "/dlrm.ckpt"
-        let header = CheckpointHeader(model: "dlrm", dlrm: model.config, schema: ds.schema, step: opt.step, rowsSeen: report.rowsTrained,
-                                      denseOptimizer: o.denseOptimizer, sparseOptimizer: o.sparseOptimizer.rawValue, seed: seed)
-        do throws(CheckpointError) { try Checkpoint.save(model, optimizer: opt, header: header, to: ckpt) } catch {
-            throw CLIError(message: error.description, code: 73)
-        }
+        let report = outcome.report
         run.finish(samples: report.rowsTrained)
         let v = report.validation
         print(String(format: "DLRM on %d synthetic rows: held-out AUC %.4f (the planted model itself: %.4f), logloss %.4f; training %.0f samples/s over %d rows; checkpoint %@",
-                     rows, v?.auc ?? .nan, synth.plantedAUC, v?.logloss ?? .nan, report.samplesPerSecond, report.rowsTrained, ckpt))
+                     rows, v?.auc ?? 0, synth.plantedAUC, v?.logloss ?? 0, report.samplesPerSecond, report.rowsTrained, request.output))
     }
 }

@@ -7,7 +7,7 @@ struct RecKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reckit",
         abstract: "RecKit: train, evaluate and serve recommendation models on CPUs.",
-        subcommands: [DemoCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, DataCommand.self, Bench.self, QuantizeCommand.self, ServeCommand.self, CarbonCommand.self, KernelsCommand.self])
+        subcommands: [DemoCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, DataCommand.self, CheckpointCommand.self, Bench.self, QuantizeCommand.self, ServeCommand.self, CarbonCommand.self, KernelsCommand.self])
 }
 
 /// Options every command shares.
@@ -60,6 +60,9 @@ enum CLILog {
 func printJSON<T: Encodable>(_ value: T) throws {
     let enc = JSONEncoder()
     enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-    print(String(decoding: try enc.encode(value), as: UTF8.self))
+    // A number is never printed as a string: a value that could not be measured (NaN, an infinity) is null.
+    let sentinel = "\u{1}reckit-non-finite\u{1}"
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: sentinel, negativeInfinity: sentinel, nan: sentinel)
+    let text = String(decoding: try enc.encode(value), as: UTF8.self)
+    print(text.replacingOccurrences(of: "\"\\u0001reckit-non-finite\\u0001\"", with: "null"))
 }

@@ -33,6 +33,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the model's kernels (default: all online cores).")
     var threads: Int?
 
+    @Option(name: .customLong("max-rows-per-request"), help: "Rows one request may hold; more get 413 (default 65,536).")
+    var maxRowsPerRequest = 65_536
+
+    @Option(name: .customLong("admin-token-file"), help: "Turns on the admin listener (POST /admin/reload), which wants 'Authorization: Bearer <this file's token>'.")
+    var adminTokenFile: String?
+
+    @Option(name: .customLong("admin-host"), help: "Admin listener address (default 127.0.0.1: loopback only).")
+    var adminHost = "127.0.0.1"
+
+    @Option(name: .customLong("admin-port"), help: "Admin listener port (default 8081; 0 = any free port).")
+    var adminPort = 8081
+
+    @Option(name: .customLong("model-dir"), help: "Reloads may only load regular files inside this directory (default: the model's directory).")
+    var modelDir: String?
+
     @OptionGroup var carbon: CarbonOptions
 
     func run() async throws {
@@ -42,6 +57,11 @@ struct ServeCommand: AsyncParsableCommand {
         o.host = host
         o.port = port
         o.maxBodyBytes = max(1, maxBodyBytes)
+        o.maxRowsPerRequest = max(1, maxRowsPerRequest)
+        o.adminTokenFile = adminTokenFile
+        o.adminHost = adminHost
+        o.adminPort = adminPort
+        o.modelDirectory = modelDir
         o.engine.maxBatch = max(1, maxBatch)
         o.engine.maxWaitMicros = max(0, maxWaitMicros)
         o.engine.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
@@ -57,9 +77,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let version = server.engine.model.version
         let opts = o
-        try await server.run { channel in
+        try await server.run(onServerRunning: { channel in
             let p = channel.localAddress?.port ?? opts.port
             log.info("serving \(version) on http://\(opts.host):\(p) (max batch \(opts.engine.maxBatch), max wait \(opts.engine.maxWaitMicros) µs)")
-        }
+        }, onAdminRunning: { channel in
+            let p = channel.localAddress?.port ?? opts.adminPort
+            log.info("admin listener on http://\(opts.adminHost):\(p) (POST /admin/reload with the bearer token)")
+        })
     }
 }

@@ -21,32 +21,30 @@ struct SynthToDLRMTests {
         let ds = try ShardDataset(directory: dir)
         let config = DLRMConfig(denseCount: 13, tableSizes: o.tables, embeddingDim: 8, bottomHidden: [32], topHidden: [32])
         let batch = 256
-        let model = DLRM(config: config, maxBatch: batch, maxIndicesPerTable: batch, seed: 2)
+        let model = try DLRM(config: config, initialization: .random(seed: 2), sparseOptimizer: .rowWiseAdagrad)
+        let ws = model.makeWorkspace(maxBatch: batch)
         let pool = ThreadPool(threads: 2)
         let update = SparseUpdate(optimizer: .rowWiseAdagrad, learningRate: 0.05)
         // Train on the first 50k rows (2 epochs), evaluate on the last 10k.
         for _ in 0..<2 {
             var opts = LoaderOptions(batchSize: batch)
             opts.dropLast = true
-            let loader = try BatchLoader(dataset: ds, options: opts)
-            var seen = 0
-            for b in loader {
-                if seen >= 50_000 { break }
-                seen += b.size
-                _ = try model.forward(dense: b.dense, sparse: b.sparse, labels: b.labels, pool: pool)
+            opts.rows = 0..<50_000
+            for b in try BatchLoader(dataset: ds, options: opts) {
+                try model.forward(b, workspace: ws, mode: .training, pool: pool)
+                _ = try BinaryCrossEntropy.loss(ws, labels: b.labels)
                 model.zeroGrad()
-                try model.backward(dense: b.dense, update: update, pool: pool)
-                for (p, g) in model.denseParameters { for i in 0..<p.count { p.pointer[i] -= 0.05 * g.pointer[i] } }
+                try model.backward(workspace: ws, pool: pool)
+                try model.applySparseUpdate(update, workspace: ws, pool: pool)
+                for p in model.denseParameters { for i in 0..<p.value.count { p.value.pointer[i] -= 0.05 * p.grad.pointer[i] } }
             }
         }
         var scores: [Float] = [], labels: [Float] = []
-        let loader = try BatchLoader(dataset: ds, options: LoaderOptions(batchSize: batch))
-        var row = 0
-        for b in loader {
-            defer { row += b.size }
-            if row < 50_000 { continue }
-            _ = try model.forward(dense: b.dense, sparse: b.sparse, labels: b.labels, pool: pool)
-            scores += model.lastLogits
+        var opts = LoaderOptions(batchSize: batch)
+        opts.rows = 50_000..<60_000
+        for b in try BatchLoader(dataset: ds, options: opts) {
+            try model.forward(b, workspace: ws, mode: .inference, pool: pool)
+            scores += ws.lastLogits
             labels += b.labels
         }
         let auc = try #require(exactAUC(scores: scores, labels: labels))

@@ -162,8 +162,14 @@ struct RealDataTests {
         #expect(r.errors[5].reason.contains("invalid UTF-8") || r.errors[5].reason.contains("hexadecimal"))
         #expect(r.errors[6].reason.contains("truncated"))
         o.onError = .fail
+        let refused = Result { () throws(DataError) in try Converter.run(o) }
+        guard case .failure(.io(_, let why)) = refused, why.contains("--overwrite") else { Issue.record("a non-empty output was replaced: \(refused)"); return }
+        o.overwrite = true
         let failure = Result { () throws(DataError) in try Converter.run(o) }
         guard case .failure(.malformedRow(let issue)) = failure else { Issue.record("fail policy did not stop: \(failure)"); return }
         #expect(issue.line == 3 && issue.file == file && issue.column != nil)
+        // The failed run left the first run's dataset exactly as it was (it wrote into a staging directory).
+        #expect(try ShardDataset(directory: dir + "/out").manifest.rows == 43)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("staging") }.isEmpty)
     }
 }

@@ -14,9 +14,9 @@ struct ShardFormatTests {
         for r in 0..<3 {
             c.labels.append(Float(r % 2))
             c.dense += [Float(r), Float(r) * 0.5]
-            c.ids[0].append(Int32(r * 3))
+            c.ids[0].append(Int64(r * 3))
             c.lengths[1].append(Int32(r))
-            for k in 0..<r { c.ids[1].append(Int32(k)); c.weights[1].append(Float(k) + 0.25) }
+            for k in 0..<r { c.ids[1].append(Int64(k)); c.weights[1].append(Float(k) + 0.25) }
             c.timestamps.append(Int64(1_000_000_000 + r))
             c.commitRow()
         }
@@ -49,13 +49,13 @@ struct ShardFormatTests {
         try ShardFile.write(cols, schema: schema, to: path)
         let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         var b = good; b[0] = UInt8(ascii: "X")
-        try expectBad(b, "wrong magic")
-        b = good; b[8] = 2
-        try expectBad(b, "unsupported version 2")
+        try expectBad(b, "magic")
+        b = good; b[8] = 3
+        try expectBad(b, "version: 3 is not supported")
         b = good; b[b.count - 5] ^= 0x40
         try expectBad(b, "checksum mismatch")
         b = good; b[30] ^= 0x01
-        try expectBad(b, "header checksum")
+        try expectBad(b, "header: checksum mismatch")
         try expectBad(Array(good.prefix(good.count - 7)), "truncated")
         try expectBad([], "truncated")
     }

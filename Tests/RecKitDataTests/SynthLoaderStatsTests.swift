@@ -39,13 +39,13 @@ struct SynthLoaderStatsTests {
         let (_, shards) = try readAll(dir)
         let allLabels = shards.flatMap(\.labels)
         let allIDs = shards.flatMap { $0.ids[2] }
-        func run(_ shuffle: Int, seed: UInt64, dropLast: Bool = false) throws -> ([Int32], [Float], [Int]) {
+        func run(_ shuffle: Int, seed: UInt64, dropLast: Bool = false) throws -> ([Int64], [Float], [Int]) {
             var o = LoaderOptions(batchSize: 777)
             o.shuffleBuffer = shuffle
             o.seed = seed
             o.dropLast = dropLast
             let loader = try BatchLoader(dataset: ds, options: o)
-            var ids: [Int32] = [], labels: [Float] = [], sizes: [Int] = []
+            var ids: [Int64] = [], labels: [Float] = [], sizes: [Int] = []
             for b in loader {
                 ids += b.sparse.values[2]; labels += b.labels; sizes.append(b.size)
                 #expect(b.dense.count == b.size * 13 && b.sparse.offsets[0].count == b.size + 1)
@@ -93,7 +93,7 @@ struct SynthLoaderStatsTests {
                                    sparse: [SparseFeature(name: "f", cardinality: 100)],
                                    preprocessing: PreprocessingSpec(categorical: .identity, rawIDs: "decimal"))
         var c = ShardColumns(denseCount: 0, sparseCount: 1)
-        for id: Int32 in [5, 5, 5, 7, 5, 9, 7, 5] { c.ids[0].append(id); c.labels.append(id == 5 ? 1 : 0); c.commitRow() }
+        for id: Int64 in [5, 5, 5, 7, 5, 9, 7, 5] { c.ids[0].append(id); c.labels.append(id == 5 ? 1 : 0); c.commitRow() }
         try ShardFile.write(c, schema: schema, to: dir + "/s.rks")
         try Manifest(schema: schema, shards: [.init(file: "s.rks", rows: 8, bytes: 0)]).write(to: dir)
         let st = try DatasetStats.compute(try ShardDataset(directory: dir), batchSize: 4)

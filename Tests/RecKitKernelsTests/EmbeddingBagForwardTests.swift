@@ -8,7 +8,7 @@ struct BagCase {
     var rows: Int
     var dim: Int
     var table: AlignedBuffer<Float>
-    var indices: [Int32]
+    var indices: [Int64]
     var lengths: [Int32]
     var weights: [Float]?
 
@@ -127,9 +127,9 @@ struct EmbeddingBagForwardTests {
         #expect(r == .indexOutOfRange(position: n - 5, index: 10, rows: 10))
         #expect(o == r)
         bad = c
-        bad.indices[0] = Int32.min
+        bad.indices[0] = Int64.min
         (r, o) = both(bad)
-        #expect(r == .indexOutOfRange(position: 0, index: Int(Int32.min), rows: 10))
+        #expect(r == .indexOutOfRange(position: 0, index: Int(Int64.min), rows: 10))
         #expect(o == r)
         bad = c
         bad.lengths[7] = -1

@@ -97,7 +97,7 @@ struct TableBatchTests {
     func errors() {
         var c = TableBatchCase(seed: 3, dims: [16, 8, 16], bags: 200, maxLength: 3)
         let bad = c.cases[1].indices.count - 1
-        c.cases[1].indices[bad] = Int32(c.cases[1].rows)
+        c.cases[1].indices[bad] = Int64(c.cases[1].rows)
         let expected = KernelError.inTable(1, .indexOutOfRange(position: bad, index: c.cases[1].rows, rows: c.cases[1].rows))
         for v in KernelVariant.allCases {
             #expect(forward(v, c, .sum, pool: Self.pool2).1 == expected)

@@ -10,7 +10,7 @@ struct EngineLifecycleTests {
         try model.preprocessor.prepareTSV(Array(ServingFixtures.tsvLines(n).joined(separator: "\n").utf8))
     }
 
-    @Test("reload while 200 requests are in flight: every request succeeds, on the old or the new model")
+    @Test("reload while 200 requests are in flight: every request succeeds, scored by the model that preprocessed it")
     func reloadUnderLoad() async throws {
         let first = try ServedModel.load(try ServingFixtures.checkpoint(seed: 1), maxBatch: 32)
         let second = try ServedModel.load(try ServingFixtures.checkpoint(seed: 2, name: "next.ckpt"), maxBatch: 32)
@@ -24,7 +24,7 @@ struct EngineLifecycleTests {
             for i in 0..<200 {
                 g.addTask {
                     if i == 100 { engine.reload(second) }
-                    switch await engine.score(input) {
+                    switch await engine.score(input, model: first) {
                     case .success(let s): return s.scores.count == 3 ? s.modelVersion : nil
                     case .failure: return nil
                     }
@@ -33,8 +33,9 @@ struct EngineLifecycleTests {
             return await g.reduce(into: [String?]()) { $0.append($1) }
         }
         #expect(versions.count == 200 && versions.allSatisfy { $0 != nil }, "a request failed or was dropped")
-        #expect(Set(versions.compactMap { $0 }).isSubset(of: [first.version, second.version]))
-        if case .success(let s) = await engine.score(input) { #expect(s.modelVersion == second.version) } else { Issue.record("score failed") }
+        #expect(Set(versions.compactMap { $0 }) == [first.version], "requests preprocessed by the first model are scored by it")
+        let next = try Self.rows(3, engine.model)
+        if case .success(let s) = await engine.score(next, model: engine.model) { #expect(s.modelVersion == second.version) } else { Issue.record("score failed") }
     }
 
     @Test("shutdown scores every queued request, then answers 503")
@@ -46,7 +47,7 @@ struct EngineLifecycleTests {
         let engine = InferenceEngine(model: model, options: o)
         let input = try Self.rows(1, model)
         async let results: [Bool] = withTaskGroup(of: Bool.self) { g in
-            for _ in 0..<5 { g.addTask { if case .success = await engine.score(input) { return true } else { return false } } }
+            for _ in 0..<5 { g.addTask { if case .success = await engine.score(input, model: model) { return true } else { return false } } }
             return await g.reduce(into: []) { $0.append($1) }
         }
         try await Task.sleep(nanoseconds: 50_000_000)
@@ -54,6 +55,6 @@ struct EngineLifecycleTests {
         let done = await results
         #expect(done.count == 5 && done.allSatisfy { $0 }, "queued requests must be scored, not dropped")
         #expect(engine.rowsScored == 5)
-        if case .failure(let e) = await engine.score(input) { #expect(e.status == 503) } else { Issue.record("accepted after shutdown") }
+        if case .failure(let e) = await engine.score(input, model: model) { #expect(e.status == 503) } else { Issue.record("accepted after shutdown") }
     }
 }

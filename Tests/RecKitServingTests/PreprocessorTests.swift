@@ -8,7 +8,7 @@ import Testing
 @Suite("Serving preprocessing")
 struct PreprocessorTests {
     static func preprocessor() throws -> Preprocessor {
-        try Preprocessor(schema: ServingFixtures.schema(), vocabularies: [], tableSizes: [Int](repeating: ServingFixtures.hashRows, count: 26))
+        try Preprocessor(schema: ServingFixtures.schema(), vocabularies: [])
     }
 
     @Test("TSV, positional JSON and named JSON rows equal what `reckit data convert` + the batch loader produce")

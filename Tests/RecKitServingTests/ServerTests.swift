@@ -5,17 +5,25 @@ import Logging
 import NIOCore
 import RecKitCarbon
 import RecKitKernels
+import RecKitEmbeddings
 import RecKitModels
 import RecKitTraining
 import RecKitServer
 import RecKitServing
 import Testing
 
-/// Builds a server on a fresh fixture checkpoint with a temporary carbon ledger.
-func makeServer(maxBodyBytes: Int = 8 << 20, maxWaitMicros: Int = 2_000) throws -> (PredictionServer, String) {
-    let path = try ServingFixtures.checkpoint()
+let adminToken = "test-admin-token-0123456789"
+
+/// Builds a server on a fresh fixture checkpoint with a temporary carbon ledger and the admin listener on.
+func makeServer(maxBodyBytes: Int = 8 << 20, maxWaitMicros: Int = 2_000, maxRows: Int = 65_536, path: String? = nil) throws -> (PredictionServer, String) {
+    let path = try path ?? ServingFixtures.checkpoint()
+    let tokenFile = (path as NSString).deletingLastPathComponent + "/admin.token"
+    try adminToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
     var o = PredictionServer.Options()
     o.port = 0
+    o.adminPort = 0
+    o.adminTokenFile = tokenFile
+    o.maxRowsPerRequest = maxRows
     o.maxBodyBytes = maxBodyBytes
     o.engine.maxBatch = 64
     o.engine.maxWaitMicros = maxWaitMicros
@@ -38,8 +46,8 @@ struct ServerTests {
         let (server, _) = try makeServer()
         defer { server.finish() }
         let lines = ServingFixtures.tsvLines(5)
-        let expected = try server.engine.model.score(try server.engine.model.preprocessor.prepareTSV(Array(lines.joined(separator: "\n").utf8)),
-                                                     pool: .init(threads: 1))
+        let expected = try ServingFixtures.score(server.engine.model,
+                                                 try server.engine.model.preprocessor.prepareTSV(Array(lines.joined(separator: "\n").utf8)))
         try await server.makeApplication().test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/readyz", method: .get) { r in
@@ -121,27 +129,34 @@ struct ServerTests {
         }
     }
 
-    @Test("reload swaps the model between batches; a failed reload keeps serving the old one")
+    @Test("reload (admin listener, bearer token) swaps the model; a failed reload keeps serving the old one")
     func reload() async throws {
-        let (server, _) = try makeServer()
+        let (server, path) = try makeServer()
         defer { server.finish() }
-        let other = try ServingFixtures.checkpoint(seed: 2, name: "next.ckpt")
+        let dir = (path as NSString).deletingLastPathComponent
+        try ServingFixtures.write(try ServingFixtures.model(seed: 2), to: dir + "/next.ckpt", step: 2)
         let body = ByteBuffer(string: ServingFixtures.jsonRows(ServingFixtures.tsvLines(1)))
-        try await server.makeApplication().test(.router) { client in
-            let before = object(try await client.execute(uri: "/v1/predict", method: .post, headers: jsonHeaders, body: body))
-            try await client.execute(uri: "/admin/reload", method: .post, headers: jsonHeaders,
-                                     body: ByteBuffer(string: "{\"model\": \"/nonexistent/x.ckpt\"}")) { r in
-                #expect(r.status.code >= 400 && r.status.code < 500 || r.status.code == 503, "\(r.status)")
+        let auth: HTTPFields = [.contentType: "application/json", .authorization: "Bearer \(adminToken)"]
+        let before = try await server.makeApplication().test(.router) { client in
+            object(try await client.execute(uri: "/v1/predict", method: .post, headers: jsonHeaders, body: body))["scores"] as? [Double] ?? []
+        }
+        let admin = try #require(server.makeAdminApplication())
+        try await admin.test(.router) { client in
+            try await client.execute(uri: "/admin/reload", method: .post, headers: auth, body: ByteBuffer(string: "{\"model\": \"missing.ckpt\"}")) { r in
+                #expect(r.status == .notFound, "\(r.status) \(text(r))")
             }
-            try await client.execute(uri: "/readyz", method: .get) { #expect(object($0)["model_version"] as? String == "model.ckpt@step1") }
-            try await client.execute(uri: "/admin/reload", method: .post, headers: jsonHeaders,
-                                     body: ByteBuffer(string: "{\"model\": \"\(other)\"}")) { r in
-                #expect(r.status == .ok)
+            try await client.execute(uri: "/admin/reload", method: .post, headers: auth, body: ByteBuffer(string: "{\"model\": \"next.ckpt\"}")) { r in
+                #expect(r.status == .ok, "\(text(r))")
                 #expect(object(r)["model_version"] as? String == "next.ckpt@step2")
             }
+        }
+        try await server.makeApplication().test(.router) { client in
             let after = object(try await client.execute(uri: "/v1/predict", method: .post, headers: jsonHeaders, body: body))
             #expect(after["model_version"] as? String == "next.ckpt@step2")
-            #expect(before["scores"] as? [Double] != after["scores"] as? [Double])
+            #expect(before != after["scores"] as? [Double])
+            try await client.execute(uri: "/admin/reload", method: .post, headers: auth, body: ByteBuffer(string: "{}")) { r in
+                #expect(r.status == .notFound, "admin routes are not on the public listener")
+            }
             try await client.execute(uri: "/metrics", method: .get) { r in
                 #expect(text(r).contains("reckit_model_reloads_total 1"))
                 #expect(text(r).contains("reckit_model_info{version=\"model.ckpt@step1\"} 0"))
@@ -156,26 +171,21 @@ struct QuantizedServingTests {
     func quantized(dtype: String) throws {
         let path = try ServingFixtures.checkpoint()
         let fp32 = try ServedModel.load(path, maxBatch: 64)
-        let (m, _, header, vocab) = try Checkpoint.loadWithVocabularies(path, maxBatch: 64, maxIndicesPerTable: 64)
-        let dlrm = try #require(m as? DLRM)
         let q = try #require(QuantizedDType(rawValue: dtype))
-        dlrm.quantize(q)
-        var h = header
-        h.quantization = q
         let qPath = path + "." + dtype
-        try Checkpoint.save(dlrm, optimizer: DenseOptimizer(kind: .adam), header: h, vocabularies: vocab, to: qPath)
+        _ = try Quantization.run(model: path, dtype: q, output: qPath, pool: ThreadPool(threads: 1))
         let served = try ServedModel.load(qPath, maxBatch: 64)
         #expect(served.version == "model.ckpt.\(dtype)@step1+\(dtype)")
-        let loadedDLRM = try #require(served.model as? DLRM)
-        #expect(loadedDLRM.tables.allSatisfy { $0.count == 0 }, "fp32 tables must not be allocated for a quantized model")
+        #expect(served.model.quantization == q)
+        #expect(served.model.embeddingCollections.allSatisfy { $0.storages.allSatisfy { $0 is QuantizedRowStorage } },
+                "fp32 tables must not be allocated for a quantized model")
         let rows = try served.preprocessor.prepareTSV(Array(ServingFixtures.tsvLines(20).joined(separator: "\n").utf8))
-        let a = try fp32.score(rows, pool: .init(threads: 1)), b = try served.score(rows, pool: .init(threads: 1))
+        let a = try ServingFixtures.score(fp32, rows), b = try ServingFixtures.score(served, rows)
         let tol: Float = dtype == "int4" ? 0.02 : 0.005
         for (x, y) in zip(a, b) { #expect(abs(x - y) < tol, "\(dtype): \(x) vs \(y)") }
-        // Same scores as the in-memory quantized model: the checkpoint round-trips the bytes.
-        let inMemory = ServedModel(model: dlrm, preprocessor: served.preprocessor, version: "", path: "", maxBatch: 64)
-        #expect(try inMemory.score(rows, pool: .init(threads: 1)) == b)
-        // Inference-only.
-        #expect(throws: KernelError.self) { try loadedDLRM.backward(dense: [], update: SparseUpdate(optimizer: .sgd, learningRate: 0.1), pool: .init(threads: 1)) }
+        // Inference-only: a training step is refused.
+        let ws = served.makeWorkspace()
+        try served.model.forward(rows.batch, workspace: ws, mode: .training, pool: .init(threads: 1))
+        #expect(throws: ModelError.self) { try served.model.backward(workspace: ws, pool: .init(threads: 1)) }
     }
 }

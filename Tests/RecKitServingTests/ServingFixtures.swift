@@ -1,6 +1,8 @@
 import Foundation
 import RecKitData
 import RecKitModels
+import RecKitKernels
+import RecKitServing
 import RecKitTraining
 
 /// A small Criteo-layout DLRM checkpoint (hash mode) and raw rows for the serving tests.
@@ -17,14 +19,30 @@ enum ServingFixtures {
     static func checkpoint(seed: UInt64 = 1, name: String = "model.ckpt") throws -> String {
         let dir = NSTemporaryDirectory() + "reckit-serving-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/" + name
+        try write(model(seed: seed), to: path, step: Int(seed))
+        return path
+    }
+
+    /// The fixture DLRM (26 Criteo tables of `hashRows` rows, dim 8, bottom 16, top 16) with random weights.
+    static func model(seed: UInt64, hashRows: Int = hashRows, sparseOptimizer: SparseOptimizerKind? = nil) throws -> DLRM {
         let config = DLRMConfig(denseCount: 13, tableSizes: [Int](repeating: hashRows, count: 26), embeddingDim: 8,
                                 bottomHidden: [16], topHidden: [16])
-        let model = DLRM(config: config, maxBatch: 1, maxIndicesPerTable: 1, seed: seed)
-        let header = CheckpointHeader(model: "dlrm", dlrm: config, schema: schema(), step: Int(seed), rowsSeen: 0,
-                                      denseOptimizer: .adam, sparseOptimizer: "rowwise_adagrad", seed: seed)
-        let path = dir + "/" + name
-        try Checkpoint.save(model, optimizer: DenseOptimizer(kind: .adam), header: header, to: path)
-        return path
+        return try DLRM(config: config, initialization: .random(seed: seed), sparseOptimizer: sparseOptimizer)
+    }
+
+    /// Writes `model` as a checkpoint with the fixture schema (hash mode, `hashRows`).
+    static func write(_ model: any CTRModel, to path: String, step: Int, hashRows: Int = hashRows, schema custom: DatasetSchema? = nil,
+                      vocabularies: [[UInt64]] = []) throws {
+        var position = TrainPosition()
+        position.step = step
+        try TrainingCheckpoint.save(model: model, optimizer: nil, options: TrainOptions(), position: position,
+                                    schema: custom ?? schema(hashRows: hashRows), vocabularies: vocabularies, rowsSeen: 0, to: path)
+    }
+
+    /// Scores `rows` with `model` on a fresh workspace.
+    static func score(_ model: ServedModel, _ rows: PreparedRows) throws -> [Float] {
+        try model.score(rows, workspace: model.makeWorkspace(), pool: ThreadPool(threads: 1))
     }
 
     /// Criteo test-format lines (39 columns): counts with some missing/negative, hex ids with some empty.

@@ -15,8 +15,8 @@ public struct TestData {
     }
 
     /// `count` ids in 0..<rows.
-    public mutating func ids(_ count: Int, rows: Int) -> [Int32] {
-        (0..<count).map { _ in Int32(rng.nextBelow(rows)) }
+    public mutating func ids(_ count: Int, rows: Int) -> [Int64] {
+        (0..<count).map { _ in Int64(rng.nextBelow(rows)) }
     }
 
     /// Random bag lengths in 0...maxLength.

@@ -1,10 +1,32 @@
 import Foundation
+import RecKitCheckpoint
 import RecKitCore
 import RecKitData
 import RecKitKernels
 import RecKitModels
+import RecKitTestSupport
 @testable import RecKitTraining
 import Testing
+
+/// A synthetic dataset in a fresh temp directory.
+func synthDataset(_ name: String, rows: Int = 3000, seed: UInt64 = 9, tables: [Int] = Array(repeating: 20, count: 8) + [500],
+                  userTables: Int = 13, shardRows: Int = 1000) throws -> (ShardDataset, SynthReport) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-train-\(getpid())-\(name)").path
+    try? FileManager.default.removeItem(atPath: dir)
+    var o = SynthOptions(rows: rows, output: dir, seed: seed)
+    o.tables = tables
+    o.userTables = min(userTables, tables.count)
+    o.shardRows = shardRows
+    let r = try Synthesizer.run(o)
+    return (try ShardDataset(directory: dir), r)
+}
+
+/// A trainer for `kind` on `ds` with options `o` (fresh model from o.seed).
+func makeTrainer(_ kind: ModelKind, _ ds: ShardDataset, _ o: TrainOptions) throws -> Trainer {
+    let model = try o.modelConfiguration(kind, schema: ds.schema).makeModel(initialization: .random(seed: o.seed),
+                                                                            sparseOptimizer: o.sparseOptimizer, quantization: nil)
+    return try Trainer(model: model, optimizer: DenseOptimizer(kind: o.denseOptimizer), options: o, pool: ThreadPool(threads: o.threads))
+}
 
 @Suite("Training: metrics, optimizers, checkpoints")
 struct TrainingTests {
@@ -22,11 +44,15 @@ struct TrainingTests {
         #expect(BinaryMetrics.compute(logits: [1, 2], labels: [1, 1]).auc == nil)
     }
 
+    static func parameter(_ values: [Float], grad: [Float]) -> DenseParameter {
+        DenseParameter(name: "p", shape: [values.count], value: AlignedBuffer(values), grad: AlignedBuffer(grad))
+    }
+
     @Test("dense optimizers: one step equals the documented formula", arguments: DenseOptimizerKind.allCases)
-    func optimizerStep(kind: DenseOptimizerKind) {
-        let w = AlignedBuffer<Float>([1, -2]), g = AlignedBuffer<Float>([0.5, -0.25])
+    func optimizerStep(kind: DenseOptimizerKind) throws {
+        let p = Self.parameter([1, -2], grad: [0.5, -0.25])
         let opt = DenseOptimizer(kind: kind, weightDecay: 0.1)
-        opt.apply([(w, g)], lr: 0.01)
+        try opt.apply([p], lr: 0.01)
         for i in 0..<2 {
             let w0 = Float([1, -2][i]), g0 = Float([0.5, -0.25][i])
             let expected: Float
@@ -36,25 +62,24 @@ struct TrainingTests {
             case .adam: let gi = g0 + 0.1 * w0; expected = w0 - 0.01 * gi / (abs(gi) + 1e-8)
             case .adamw: let wd = w0 - 0.01 * 0.1 * w0; expected = wd - 0.01 * g0 / (abs(g0) + 1e-8)
             }
-            #expect(abs(w.pointer[i] - expected) < 1e-6, "\(kind) [\(i)] \(w.pointer[i]) vs \(expected)")
+            #expect(abs(p.value.pointer[i] - expected) < 1e-6, "\(kind) [\(i)] \(p.value.pointer[i]) vs \(expected)")
         }
     }
 
     @Test("dense optimizers: the SIMD, pool-split update equals a scalar loop bit for bit over three steps",
           arguments: DenseOptimizerKind.allCases)
-    func optimizerParallel(kind: DenseOptimizerKind) {
+    func optimizerParallel(kind: DenseOptimizerKind) throws {
         let n = DenseOptimizer.chunk * 2 + 23  // several tasks and a tail shorter than 16 lanes
         var data = SeededRandom(seed: 77)
         let w0 = (0..<n).map { _ in Float(data.nextUniform() * 2 - 1) }
         let grads = (0..<3).map { _ in (0..<n).map { _ in Float(data.nextUniform() * 2 - 1) } }
-        let w = AlignedBuffer<Float>(w0), g = AlignedBuffer<Float>(count: n)
+        let p = Self.parameter(w0, grad: [Float](repeating: 0, count: n))
         let opt = DenseOptimizer(kind: kind, weightDecay: 0.01)
-        // The scalar formulas, in the documented order of operations.
         var rw = w0, m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
         let (b1, b2, eps, lr, wd): (Float, Float, Float, Float, Float) = (0.9, 0.999, opt.eps, 0.05, 0.01)
         for step in 1...3 {
-            for i in 0..<n { g.pointer[i] = grads[step - 1][i] }
-            opt.apply([(w, g)], lr: lr, pool: ThreadPool(threads: 2))
+            for i in 0..<n { p.grad.pointer[i] = grads[step - 1][i] }
+            try opt.apply([p], lr: lr, pool: ThreadPool(threads: 2))
             let c1 = 1 - Float(pow(Double(b1), Double(step))), c2 = 1 - Float(pow(Double(b2), Double(step)))
             for i in 0..<n {
                 let gr = grads[step - 1][i]
@@ -73,61 +98,53 @@ struct TrainingTests {
                 }
             }
         }
-        let mismatches = (0..<n).filter { w.pointer[$0].bitPattern != rw[$0].bitPattern }
+        let mismatches = (0..<n).filter { p.value.pointer[$0].bitPattern != rw[$0].bitPattern }
         #expect(mismatches.isEmpty, "\(kind): \(mismatches.count) elements differ, first at \(mismatches.first ?? -1)")
     }
 
-    static func dataset(_ name: String, rows: Int = 3000) throws -> (ShardDataset, SynthReport) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-train-\(getpid())-\(name)").path
-        try? FileManager.default.removeItem(atPath: dir)
-        var o = SynthOptions(rows: rows, output: dir, seed: 9)
-        o.tables = Array(repeating: 20, count: 8) + [500]
-        o.shardRows = 1000
-        let r = try Synthesizer.run(o)
-        return (try ShardDataset(directory: dir), r)
-    }
-
-    @Test("checkpoint round trip: identical evaluation; truncated or corrupted files give errors naming the file")
-    func checkpoint() throws {
-        let (ds, _) = try Self.dataset("ckpt")
-        var o = TrainOptions()
-        o.epochs = 1
-        o.threads = 2
-        let (model, opt, _) = try Trainer.trainDLRM(ds, options: o)
-        let path = ds.directory + "/m.ckpt"
-        let header = CheckpointHeader(model: "dlrm", dlrm: model.config, schema: ds.schema, step: opt.step, rowsSeen: 0,
-                                      denseOptimizer: .adam, sparseOptimizer: "rowwise_adagrad", seed: 1)
-        try Checkpoint.save(model, optimizer: opt, header: header, to: path)
-        let pool = ThreadPool(threads: 2)
-        let before = try Trainer.evaluate(model, ds, rows: 0..<3000, batchSize: 256, pool: pool)
-        let (loaded, lopt, lheader) = try Checkpoint.load(path, maxBatch: 256, maxIndicesPerTable: 256 * 8)
-        let after = try Trainer.evaluate(loaded, ds, rows: 0..<3000, batchSize: 256, pool: pool)
-        #expect(before == after)
-        #expect(lheader.schema == ds.schema && lopt.step == opt.step)
-        #expect(loaded.states.map { $0.toArray() } == model.states.map { $0.toArray() })
-        let good = try Data(contentsOf: URL(fileURLWithPath: path))
-        try good.prefix(good.count - 10).write(to: URL(fileURLWithPath: path + ".trunc"))
-        var corrupt = good
-        corrupt[corrupt.count - 100] ^= 0x55
-        try corrupt.write(to: URL(fileURLWithPath: path + ".bad"))
-        for (file, fragment) in [(path + ".trunc", "truncated"), (path + ".bad", "checksum mismatch")] {
-            let r = Result { () throws(CheckpointError) in try Checkpoint.load(file, maxBatch: 8, maxIndicesPerTable: 64) }
-            guard case .failure(let e) = r else { Issue.record("loaded a broken checkpoint"); continue }
-            #expect(e.description.contains(file) && e.description.contains(fragment), "\(e)")
-        }
+    @Test("dense optimizer state must match the parameters: moments of another model are refused")
+    func optimizerStateShape() throws {
+        let opt = DenseOptimizer(kind: .adam)
+        try opt.apply([Self.parameter([1, 2, 3], grad: [1, 1, 1])], lr: 0.1)
+        #expect(throws: TrainingError.self) { try opt.apply([Self.parameter([1, 2], grad: [1, 1]), Self.parameter([1], grad: [1])], lr: 0.1) }
+        #expect(try opt.stateTensors([Self.parameter([1, 2, 3], grad: [1, 1, 1])]).map(\.name) == ["optimizer.p.exp_avg", "optimizer.p.exp_avg_sq"])
     }
 
     @Test("training is deterministic for a seed and learns (validation AUC above chance)")
     func deterministicTraining() throws {
-        let (ds, synth) = try Self.dataset("det", rows: 8000)
+        let (ds, synth) = try synthDataset("det", rows: 8000)
         var o = TrainOptions()
         o.epochs = 4
         o.threads = 2
-        let a = try Trainer.trainDLRM(ds, options: o), b = try Trainer.trainDLRM(ds, options: o)
-        #expect(a.2.finalLoss == b.2.finalLoss && a.2.validation == b.2.validation)
-        #expect(a.0.tables.map { $0.toArray() } == b.0.tables.map { $0.toArray() })
-        let auc = a.2.validation?.auc ?? 0
+        func run() throws -> (TrainReport, [Float]) {
+            let t = try makeTrainer(.dlrm, ds, o)
+            let (train, validation) = TrainingRun.sources(ds, options: o)
+            let r = try t.fit(train: train, validation: validation)
+            return (r, t.model.stateTensors().flatMap { Array($0.floats) })
+        }
+        let a = try run(), b = try run()
+        #expect(a.0.finalLoss == b.0.finalLoss && a.0.validation == b.0.validation && a.1 == b.1)
+        let auc = a.0.validation?.auc ?? 0
         #expect(auc > 0.6 && auc > synth.plantedAUC - 0.1, "validation AUC \(auc), planted \(synth.plantedAUC)")
+    }
+
+    @Test("a diverging run (learning rate 1e30) stops with a typed error and writes no checkpoint")
+    func divergence() throws {
+        let (ds, _) = try synthDataset("diverge", rows: 2000)
+        let out = ds.directory + "/never.safetensors"
+        var run = TrainingRun(model: .dlrm, data: [ds.directory], output: out)
+        run.flags.learning_rate = 1e30
+        run.flags.sparse_learning_rate = 1e30
+        run.flags.epochs = 2
+        run.threads = 2
+        do {
+            _ = try run.run()
+            Issue.record("training with lr 1e30 finished as a success")
+        } catch {
+            guard case .diverged(let step, let loss) = error else { Issue.record("\(error)"); return }
+            #expect(step >= 1 && !loss.isFinite)
+        }
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 }
 
@@ -135,11 +152,11 @@ struct TrainingTests {
 struct TrainingScheduleTests {
     @Test("gradient clipping scales to the max norm; warm-up and decay scale the learning rate")
     func clipAndSchedule() {
-        let g = AlignedBuffer<Float>([3, 4]), w = AlignedBuffer<Float>(count: 2)
-        Trainer.clip([(w, g)], maxNorm: 1)
-        #expect(abs(g.pointer[0] - 0.6) < 1e-6 && abs(g.pointer[1] - 0.8) < 1e-6)
-        Trainer.clip([(w, g)], maxNorm: 10)
-        #expect(abs(g.pointer[0] - 0.6) < 1e-6, "below the max: unchanged")
+        let p = DenseParameter(name: "p", shape: [2], value: AlignedBuffer(count: 2), grad: AlignedBuffer<Float>([3, 4]))
+        Trainer.clip([p], maxNorm: 1)
+        #expect(abs(p.grad.pointer[0] - 0.6) < 1e-6 && abs(p.grad.pointer[1] - 0.8) < 1e-6)
+        Trainer.clip([p], maxNorm: 10)
+        #expect(abs(p.grad.pointer[0] - 0.6) < 1e-6, "below the max: unchanged")
         var o = TrainOptions()
         o.warmupSteps = 4
         o.lrDecayPerEpoch = 0.5
@@ -148,51 +165,78 @@ struct TrainingScheduleTests {
         #expect(Trainer.learningRateScale(step: 10, epoch: 2, options: o) == 0.25)
     }
 
-    @Test("early stopping keeps the best epoch: same metrics as training exactly that many epochs")
+    @Test("early stopping keeps the best epoch (spilled to a file, not RAM): same metrics as training exactly that many epochs")
     func earlyStopping() throws {
-        let (ds, _) = try TrainingTests.dataset("early", rows: 4000)
+        let (ds, _) = try synthDataset("early", rows: 4000)
         var o = TrainOptions()
         o.epochs = 12
         o.threads = 2
         o.earlyStoppingPatience = 1
-        let stopped = try Trainer.trainDLRM(ds, options: o).2
+        let snapshots = ds.directory + "/snapshots"
+        try FileManager.default.createDirectory(atPath: snapshots, withIntermediateDirectories: true)
+        let t = try makeTrainer(.dlrm, ds, o)
+        let (train, validation) = TrainingRun.sources(ds, options: o)
+        let stopped = try t.fit(train: train, validation: validation, snapshotDirectory: snapshots)
         #expect(stopped.bestEpoch <= stopped.epochs && stopped.epochs <= 12)
+        #expect(t.snapshotsWritten >= 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots).isEmpty, "snapshot files are removed")
         var exact = o
         exact.epochs = stopped.bestEpoch
         exact.earlyStoppingPatience = 0
-        let fixed = try Trainer.trainDLRM(ds, options: exact).2
+        let e = try makeTrainer(.dlrm, ds, exact)
+        let fixed = try e.fit(train: train, validation: validation)
         #expect(fixed.validation == stopped.validation)
+        // One epoch only: no later epoch can be worse, so no snapshot is taken.
+        var one = o
+        one.epochs = 1
+        let single = try makeTrainer(.dlrm, ds, one)
+        _ = try single.fit(train: train, validation: validation, snapshotDirectory: snapshots)
+        #expect(single.snapshotsWritten == 0)
     }
 }
 
-@Suite("Checkpoint and resume")
-struct ResumeTests {
-    @Test("N steps straight equal k steps + checkpoint + resume + N−k steps, bit for bit", arguments: [7, 23])
-    func resumeIsExact(k: Int) throws {
-        let (ds, _) = try TrainingTests.dataset("resume-\(k)", rows: 3000)
-        var o = TrainOptions()
-        o.epochs = 3
-        o.batchSize = 128
-        o.threads = 2
-        o.earlyStoppingPatience = 0
-        o.warmupSteps = 10
-        o.maxSteps = 40
-        let straight = try Trainer.trainDLRM(ds, options: o)
-        var first = o
-        first.maxSteps = k
-        let part = try Trainer.trainDLRM(ds, options: first)
-        let path = ds.directory + "/k.ckpt"
-        try Checkpoint.save(part.0, optimizer: part.1, header: CheckpointHeader(
-            model: "dlrm", dlrm: part.0.config, schema: ds.schema, step: part.1.step, rowsSeen: 0, denseOptimizer: o.denseOptimizer,
-            sparseOptimizer: o.sparseOptimizer.rawValue, seed: o.seed, position: part.2.position), to: path)
-        let (m, opt, h) = try Checkpoint.load(path, maxBatch: o.batchSize, maxIndicesPerTable: o.batchSize * 64)
-        let resumed = try Trainer.trainDLRM(ds, options: o, resume: (try #require(m as? RecKitModels.DLRM), opt, try #require(h.position)))
-        func state(_ r: (RecKitModels.DLRM, DenseOptimizer, TrainReport)) -> [[Float]] {
-            r.0.denseParameters.map { $0.0.toArray() } + r.0.tables.map { $0.toArray() } + r.0.states.map { $0.toArray() }
-                + r.1.first.map { $0.toArray() } + r.1.second.map { $0.toArray() }
+@Suite("Validation split")
+struct ValidationSplitTests {
+    @Test("tagged rows: no validation row reaches a training batch, for shuffle buffers 0, 1 and 1000", arguments: [0, 1, 1000])
+    func noLeak(shuffle: Int) throws {
+        // One feature's id is the row number (identity ids), so every batch says which rows it holds.
+        let rows = 3_000
+        let dir = tempDirectory("tagged-\(shuffle)")
+        let schema = DatasetSchema(source: "test", hasLabel: true, denseNames: ["x"], sparse: [SparseFeature(name: "row", cardinality: rows)],
+                                   preprocessing: PreprocessingSpec(categorical: .identity, rawIDs: "decimal"))
+        var shards: [Manifest.Shard] = []
+        for s in 0..<3 {
+            var c = ShardColumns(denseCount: 1, sparseCount: 1)
+            for r in (s * 1000)..<((s + 1) * 1000) { c.labels.append(Float(r % 2)); c.dense.append(0); c.ids[0].append(Int64(r)); c.commitRow() }
+            try ShardFile.write(c, schema: schema, to: dir + "/s\(s).rks")
+            shards.append(Manifest.Shard(file: "s\(s).rks", rows: 1000, bytes: 0))
         }
-        #expect(straight.2.position == resumed.2.position && straight.2.position.step == 40)
-        #expect(state(straight) == state(resumed))
-        #expect(straight.2.finalLoss == resumed.2.finalLoss)
+        try Manifest(schema: schema, shards: shards).write(to: dir)
+        let ds = try ShardDataset(directory: dir)
+        var o = TrainOptions()
+        o.batchSize = 128
+        o.shuffleBuffer = shuffle
+        o.validationFraction = 0.1
+        let (train, validation) = TrainingRun.sources(ds, options: o)
+        let trainRows = o.trainRows(of: rows)
+        for epoch in 0..<2 {
+            var seen: [Int64] = []
+            let stream = try train.batches(epoch: epoch, skip: 0)
+            while let b = try stream.next() { seen += b.sparse.values[0] }
+            #expect(seen.allSatisfy { $0 < Int64(trainRows) }, "a validation row in a training batch (shuffle \(shuffle))")
+            #expect(seen.sorted() == (0..<Int64(trainRows)).map { $0 }, "every training row once per epoch")
+            if shuffle > 1 { #expect(seen != seen.sorted()) }
+        }
+        var held: [Int64] = []
+        let v = try #require(validation).batches(epoch: 0, skip: 0)
+        while let b = try v.next() { held += b.sparse.values[0] }
+        #expect(held == (Int64(trainRows)..<Int64(rows)).map { $0 })
     }
+}
+
+func tempDirectory(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-tt-\(getpid())-\(name)").path
+    try? FileManager.default.removeItem(atPath: dir)
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
 }

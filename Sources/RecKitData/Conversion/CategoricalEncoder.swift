@@ -14,9 +14,9 @@ public final class CategoricalEncoder: @unchecked Sendable {
 
     public let mode: Mode
     public let featureCount: Int
-    private var counts: [[UInt64: Int32]]
+    private var counts: [[UInt64: Int64]]
     private var order: [[UInt64]]
-    private var ids: [[UInt64: Int32]]
+    private var ids: [[UInt64: Int64]]
     public private(set) var vocabularies: [[UInt64]] = []
 
     public init(mode: Mode, featureCount: Int) {
@@ -38,7 +38,7 @@ public final class CategoricalEncoder: @unchecked Sendable {
     }
 
     /// Pass 1, merged per block in file order: adds a block's counts, keeping global first-seen order.
-    public func merge(_ feature: Int, keys: [UInt64], counts blockCounts: [UInt64: Int32]) {
+    public func merge(_ feature: Int, keys: [UInt64], counts blockCounts: [UInt64: Int64]) {
         for k in keys {
             let c = blockCounts[k]!
             if let old = counts[feature][k] {
@@ -53,11 +53,11 @@ public final class CategoricalEncoder: @unchecked Sendable {
     /// Ends pass 1: builds the vocabularies.
     public func finalize() {
         guard case .vocabulary(let minCount) = mode else { return }
-        vocabularies = (0..<featureCount).map { f in order[f].filter { Int(counts[f][$0]!) >= minCount } }
+        vocabularies = (0..<featureCount).map { f in order[f].filter { counts[f][$0]! >= Int64(minCount) } }
         for f in 0..<featureCount {
-            var map: [UInt64: Int32] = [:]
+            var map: [UInt64: Int64] = [:]
             map.reserveCapacity(vocabularies[f].count)
-            for (i, k) in vocabularies[f].enumerated() { map[k] = Int32(i + 1) }
+            for (i, k) in vocabularies[f].enumerated() { map[k] = Int64(i + 1) }
             ids[f] = map
         }
         counts = Array(repeating: [:], count: featureCount)
@@ -69,13 +69,14 @@ public final class CategoricalEncoder: @unchecked Sendable {
         self.init(mode: .vocabulary(minCount: minCount), featureCount: vocabularies.count)
         self.vocabularies = vocabularies
         for f in 0..<vocabularies.count {
-            for (i, k) in vocabularies[f].enumerated() { ids[f][k] = Int32(i + 1) }
+            for (i, k) in vocabularies[f].enumerated() { ids[f][k] = Int64(i + 1) }
         }
     }
 
-    @inline(__always) public func encode(_ feature: Int, _ key: UInt64) -> Int32 {
+    /// The row of `key` in `feature`'s table (64-bit: hash sizes and vocabularies may pass 2³¹).
+    @inline(__always) public func encode(_ feature: Int, _ key: UInt64) -> Int64 {
         switch mode {
-        case .hash(let m): return Int32(truncatingIfNeeded: key % UInt64(m))
+        case .hash(let m): return Int64(key % UInt64(m))
         case .vocabulary: return ids[feature][key] ?? 0
         }
     }
@@ -112,18 +113,19 @@ public final class CategoricalEncoder: @unchecked Sendable {
         let path = directory + "/" + vocabularyFile
         guard let data = FileManager.default.contents(atPath: path) else { throw .io(path: path, reason: "cannot read vocabulary") }
         var r = ByteReader(data: data, path: path)
-        guard try r.bytes(8) == vocabularyMagic else { throw .badShard(path: path, reason: "wrong vocabulary magic") }
-        let n = Int(try r.u32())
+        guard try r.bytes(8, field: "magic") == vocabularyMagic else { throw .badShard(path: path, reason: "magic: not a RecKit vocabulary") }
+        let n = try r.length(UInt64(try r.u32(field: "feature count")), field: "feature count", limit: r.remaining / 12)
         var result: [[UInt64]] = []
         for f in 0..<n {
-            let count = Int(try r.u64())
-            let payload = try r.slice(count * 8)
-            let crc = try r.u32()
+            let count = try r.length(try r.u64(field: "feature \(f) key count"), field: "feature \(f) key count", limit: r.remaining / 8)
+            let payload = try r.slice(count * 8, field: "feature \(f) keys")
+            let crc = try r.u32(field: "feature \(f) checksum")
             guard payload.withUnsafeBytes({ reckit_crc32c(0, $0.baseAddress, $0.count) }) == crc else {
-                throw .badShard(path: path, reason: "vocabulary checksum mismatch for feature \(f)")
+                throw .badShard(path: path, reason: "feature \(f) keys: checksum mismatch")
             }
             result.append(try ShardFile.decode(payload, UInt64.self, path))
         }
+        guard r.remaining == 0 else { throw .badShard(path: path, reason: "\(r.remaining) unexpected bytes after the last feature") }
         return result
     }
 }

@@ -15,6 +15,8 @@ public struct ConvertOptions: Sendable {
     /// Map categoricals with this encoder (a trained model's vocabulary or hashing) instead of building one:
     /// how prediction and evaluation transform raw rows exactly as training did.
     public var fixedEncoder: CategoricalEncoder?
+    /// Replace a non-empty output directory (otherwise refused).
+    public var overwrite = false
 
     public init(format: InputFormat, inputs: [String], output: String) {
         self.format = format; self.inputs = inputs; self.output = output
@@ -65,9 +67,7 @@ public enum Converter {
             }
             totalBytes += size
         }
-        do { try FileManager.default.createDirectory(atPath: o.output, withIntermediateDirectories: true) } catch {
-            throw .io(path: o.output, reason: "cannot create output directory: \(error.localizedDescription)")
-        }
+        let staging = try DatasetStaging(output: o.output, overwrite: o.overwrite)
         var format = try makeFormat(o)
         try primeHeader(&format, o)
         let categoricalCount = format.categoricalNames.count + (format.multiHotName == nil ? 0 : 1)
@@ -83,7 +83,7 @@ public enum Converter {
                              categoricalCount: categoricalCount, multiFeature: multiFeature, hasTimestamps: format.hasTimestamps)
         if case .vocabulary = mode, o.fixedEncoder == nil {
             try scanBlocks(o, &format, pass: 1, shape: shape, encoder: nil, totalBytes: totalBytes, t0: t0,
-                           progress: progress, issues: nil) { block in
+                           progress: progress, issues: nil) { (block) throws(DataError) in
                 for f in 0..<categoricalCount { encoder.merge(f, keys: block.firstSeen[f], counts: block.counts[f]) }
             }
             encoder.finalize()
@@ -95,35 +95,33 @@ public enum Converter {
         func flush() throws(DataError) {
             if cols.rowCount == 0 { return }
             let name = String(format: "shard-%05d.rks", shards.count)
-            let path = o.output + "/" + name
+            let path = staging.directory + "/" + name
             try ShardFile.write(cols, schema: schema, to: path)
             let bytes = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
             shards.append(.init(file: name, rows: cols.rowCount, bytes: bytes))
             cols.removeAll()
         }
-        var flushError: DataError?
+        // The first write error (disk full, ...) stops the scan at once.
         try scanBlocks(o, &format, pass: 2, shape: shape, encoder: encoder, totalBytes: totalBytes, t0: t0,
-                       progress: progress, issues: &issues) { block in
+                       progress: progress, issues: &issues) { (block) throws(DataError) in
             guard let part = block.columns else { return }
             var done = 0
-            while done < part.rowCount && flushError == nil {
+            while done < part.rowCount {
                 let take = min(o.shardRows - cols.rowCount, part.rowCount - done)
                 cols.append(part, rows: done..<(done + take))
                 done += take
                 rows += take
-                if cols.rowCount >= o.shardRows {
-                    do throws(DataError) { try flush() } catch { flushError = error }
-                }
+                if cols.rowCount >= o.shardRows { try flush() }
             }
         }
-        if let flushError { throw flushError }
         try flush()
         guard rows > 0 else {
             throw .emptyInput(path: o.inputs.joined(separator: ", "),
                               reason: "no valid rows (\(issues.skipped) malformed)\(issues.first.map { "; first: \($0)" } ?? "")")
         }
-        if case .vocabulary = mode, o.fixedEncoder == nil { try encoder.writeVocabulary(to: o.output) }
-        try Manifest(schema: schema, shards: shards).write(to: o.output)
+        if case .vocabulary = mode, o.fixedEncoder == nil { try encoder.writeVocabulary(to: staging.directory) }
+        try Manifest(schema: schema, shards: shards).write(to: staging.directory)
+        try staging.commit()
         let seconds = Date().timeIntervalSince(t0)
         return ConvertReport(rows: rows, skipped: issues.skipped, bytesIn: totalBytes, seconds: seconds,
                              errors: issues.firstTen, shards: shards.count, output: o.output,
@@ -177,7 +175,7 @@ public enum Converter {
     static func scanBlocks(_ o: ConvertOptions, _ format: inout any RowFormat, pass: Int, shape: RowShape,
                            encoder: CategoricalEncoder?, totalBytes: Int, t0: Date,
                            progress: ((ConvertProgress) -> Void)?, issues: UnsafeMutablePointer<IssueLog>?,
-                           _ merge: (BlockResult) -> Void) throws(DataError) {
+                           _ merge: (BlockResult) throws(DataError) -> Void) throws(DataError) {
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         var bytesBefore = 0, rows = 0
         var lastReport = Date()
@@ -218,7 +216,7 @@ public enum Converter {
                 }
                 for r in results.values {
                     for issue in r.issues { try issues?.pointee.record(issue) }
-                    merge(r)
+                    try merge(r)
                     rows += r.rows
                 }
                 if let progress, Date().timeIntervalSince(lastReport) > 1 {
@@ -322,7 +320,7 @@ struct BlockResult: @unchecked Sendable {
     var columns: ShardColumns?
     /// Pass 1: per feature, keys in first-seen order and their counts in this block.
     var firstSeen: [[UInt64]] = []
-    var counts: [[UInt64: Int32]] = []
+    var counts: [[UInt64: Int64]] = []
     var issues: [RowIssue] = []
     var rows = 0
     let shape: RowShape

@@ -10,27 +10,36 @@ struct ByteWriter {
     mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { buffer.append(contentsOf: $0) } }
 }
 
-/// Bounds-checked little-endian reading; running past the end is a "truncated" shard error.
+/// Bounds-checked little-endian reading; running past the end is a "truncated" error naming the field.
 struct ByteReader {
     let data: Data
     let path: String
     var offset = 0
 
-    mutating func slice(_ n: Int) throws(DataError) -> Data {
-        guard n >= 0, offset + n <= data.count else {
-            throw .badShard(path: path, reason: "truncated: needs \(n) bytes at offset \(offset), file has \(data.count)")
+    var remaining: Int { data.count - offset }
+
+    mutating func slice(_ n: Int, field: String = "data") throws(DataError) -> Data {
+        guard n >= 0, n <= remaining else {
+            throw .badShard(path: path, reason: "\(field): truncated (needs \(n) bytes at offset \(offset), \(remaining) left)")
         }
         defer { offset += n }
         return data.subdata(in: (data.startIndex + offset)..<(data.startIndex + offset + n))
     }
-    mutating func bytes(_ n: Int) throws(DataError) -> [UInt8] { [UInt8](try slice(n)) }
-    mutating func u32() throws(DataError) -> UInt32 {
-        let d = try slice(4)
+    mutating func bytes(_ n: Int, field: String = "data") throws(DataError) -> [UInt8] { [UInt8](try slice(n, field: field)) }
+    mutating func u32(field: String = "u32") throws(DataError) -> UInt32 {
+        let d = try slice(4, field: field)
         return d.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
     }
-    mutating func u64() throws(DataError) -> UInt64 {
-        let d = try slice(8)
+    mutating func u64(field: String = "u64") throws(DataError) -> UInt64 {
+        let d = try slice(8, field: field)
         return d.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+    }
+    /// A count or length read from the file, as an Int no larger than `limit` (e.g. the bytes left).
+    func length(_ raw: UInt64, field: String, limit: Int) throws(DataError) -> Int {
+        guard let n = Int(exactly: raw), n <= limit else {
+            throw .badShard(path: path, reason: "\(field): \(raw) is more than the \(limit) possible here (truncated or corrupted file)")
+        }
+        return n
     }
 }
 
@@ -64,9 +73,12 @@ public enum AtomicFile {
 
     public static func write(to path: String, _ fill: (Sink) throws(DataError) -> Void) throws(DataError) {
         let dir = (path as NSString).deletingLastPathComponent
-        let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw .io(path: path, reason: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        // mkstemp: a fresh name, created exclusively (never a predictable path someone else may have placed).
+        var template = Array(((dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file beside it: \(String(cString: strerror(errno)))") }
+        let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fchmod(fd, 0o644)
         do throws(DataError) {
             try fill(Sink(fd: fd, path: path))
         } catch {

@@ -21,6 +21,19 @@ public struct DatasetSchema: Codable, Sendable, Equatable {
         self.hasTimestamps = hasTimestamps; self.preprocessing = preprocessing
     }
 
+    /// Checks what readers rely on: unique feature names, cardinalities ≥ 1, vocabulary sizes matching them.
+    public func validate(path: String) throws(DataError) {
+        let names = denseNames + sparse.map(\.name)
+        guard Set(names).count == names.count else { throw .badShard(path: path, reason: "schema: feature names are not unique") }
+        for f in sparse where f.cardinality < 1 {
+            throw .badShard(path: path, reason: "schema: feature \(f.name) has cardinality \(f.cardinality)")
+        }
+        if case .vocabulary(_, let sizes) = preprocessing.categorical, sizes != sparse.map(\.cardinality) {
+            throw .badShard(path: path, reason: "schema: vocabulary sizes \(sizes.prefix(4))… differ from the cardinalities")
+        }
+        if case .hash(let m) = preprocessing.categorical, m < 1 { throw .badShard(path: path, reason: "schema: hash modulo \(m)") }
+    }
+
     enum CodingKeys: String, CodingKey {
         case source, sparse, preprocessing
         case hasLabel = "has_label"

@@ -1,13 +1,13 @@
 /// One shard's rows, column by column — what converters fill and readers return.
 ///
 /// Shapes (R rows): `labels` R (empty without labels), `dense` R × denseCount row-major, per sparse feature f:
-/// `ids[f]` N_f, `lengths[f]` R (only for multi-hot features; one-hot features have exactly one id per row),
+/// `ids[f]` N_f (64-bit), `lengths[f]` R (only for multi-hot features; one-hot features have exactly one id per row),
 /// `weights[f]` N_f or empty, `timestamps` R or empty.
 public struct ShardColumns: Sendable, Equatable {
     public var denseCount: Int
     public var labels: [Float] = []
     public var dense: [Float] = []
-    public var ids: [[Int32]]
+    public var ids: [[Int64]]
     public var lengths: [[Int32]]
     public var weights: [[Float]]
     public var timestamps: [Int64] = []

@@ -2,7 +2,7 @@ import Foundation
 
 /// Per-feature access statistics of a shard dataset: what the sharding planner and caches need.
 public struct FeatureStats: Codable, Sendable {
-    public struct Top: Codable, Sendable { public var id: Int32; public var count: Int }
+    public struct Top: Codable, Sendable { public var id: Int64; public var count: Int }
     public struct CDFPoint: Codable, Sendable {
         /// Fraction of the table's rows (the hottest ones).
         public var rows: Double
@@ -46,10 +46,10 @@ public struct DatasetStats: Codable, Sendable {
     public static func compute(_ ds: ShardDataset, batchSize: Int, topK: Int = 10) throws(DataError) -> DatasetStats {
         let schema = ds.schema
         let fc = schema.sparse.count
-        var counts = Array(repeating: [Int32: Int](), count: fc)
+        var counts = Array(repeating: [Int64: Int](), count: fc)
         var lookups = Array(repeating: 0, count: fc)
         var dupSum = Array(repeating: 0.0, count: fc), dupBatches = 0
-        var batchSets = Array(repeating: Set<Int32>(), count: fc)
+        var batchSets = Array(repeating: Set<Int64>(), count: fc)
         var batchLookups = Array(repeating: 0, count: fc)
         var rowsInBatch = 0, rows = 0
         var positives = 0.0

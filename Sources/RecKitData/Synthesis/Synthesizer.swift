@@ -16,6 +16,8 @@ public struct SynthOptions: Sendable {
     public var userTables = 13
     public var denseCount = 13
     public var shardRows = 1 << 18
+    /// Replace a non-empty output directory (otherwise refused).
+    public var overwrite = false
 
     public init(rows: Int, output: String, seed: UInt64) {
         self.rows = rows; self.output = output; self.seed = seed
@@ -59,9 +61,7 @@ public enum Synthesizer {
         guard o.rows >= 1 else { throw .invalidOptions("--rows must be ≥ 1") }
         guard !o.tables.isEmpty, o.tables.allSatisfy({ $0 >= 1 }) else { throw .invalidOptions("table sizes must be ≥ 1") }
         guard o.sessionSize >= 1 else { throw .invalidOptions("--session-size must be ≥ 1") }
-        do { try FileManager.default.createDirectory(atPath: o.output, withIntermediateDirectories: true) } catch {
-            throw .io(path: o.output, reason: "cannot create output directory")
-        }
+        let staging = try DatasetStaging(output: o.output, overwrite: o.overwrite)
         let t0 = Date()
         let schema = DatasetSchema(
             source: "synthetic", hasLabel: true, denseNames: (1...o.denseCount).map { "I\($0)" },
@@ -79,8 +79,8 @@ public enum Synthesizer {
                 let (cols, probs) = generate(o, shard: s, rows: rows, samplers: samplers)
                 let name = String(format: "shard-%05d.rks", s)
                 do throws(DataError) {
-                    try ShardFile.write(cols, schema: schema, to: o.output + "/" + name)
-                    let bytes = ((try? FileManager.default.attributesOfItem(atPath: o.output + "/" + name))?[.size] as? Int) ?? 0
+                    try ShardFile.write(cols, schema: schema, to: staging.directory + "/" + name)
+                    let bytes = ((try? FileManager.default.attributesOfItem(atPath: staging.directory + "/" + name))?[.size] as? Int) ?? 0
                     results.store(s, Manifest.Shard(file: name, rows: rows, bytes: bytes), probs, cols.labels, firstRow: s * o.shardRows)
                     progress?(results.rowsDone, Date().timeIntervalSince(t0))
                 } catch { results.fail(error) }
@@ -88,7 +88,8 @@ public enum Synthesizer {
         }
         if let e = results.error { throw e }
         let shards = results.shards.compactMap { $0 }
-        try Manifest(schema: schema, shards: shards).write(to: o.output)
+        try Manifest(schema: schema, shards: shards).write(to: staging.directory)
+        try staging.commit()
         let seconds = Date().timeIntervalSince(t0)
         let bytes = shards.reduce(0) { $0 + $1.bytes }
         let (scores, labels) = results.sample()
@@ -112,10 +113,10 @@ public enum Synthesizer {
         for f in 0..<t {
             let sampler = samplers[f]
             let shared = f < o.userTables && o.sessionSize > 1
-            var id: Int32 = 0
+            var id: Int64 = 0
             for r in 0..<rows {
                 if !shared || r == 0 || (firstRow + r) % o.sessionSize == 0 {
-                    id = Int32(o.zipf > 0 ? sampler.nextID(using: &rng) : rng.nextBelow(o.tables[f]))
+                    id = Int64(o.zipf > 0 ? sampler.nextID(using: &rng) : rng.nextBelow(o.tables[f]))
                 }
                 cols.ids[f].append(id)
                 z[r] += weight(o.seed, f, id)
@@ -142,8 +143,8 @@ public enum Synthesizer {
     }
 
     /// w_t(id): a fixed pseudo-random weight in about N(0, 0.6²) from a hash of (seed, table, id).
-    @inline(__always) static func weight(_ seed: UInt64, _ table: Int, _ id: Int32) -> Double {
-        var h = seed ^ (UInt64(table) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(UInt32(bitPattern: id)) &* 0xC2B2_AE3D_27D4_EB4F)
+    @inline(__always) static func weight(_ seed: UInt64, _ table: Int, _ id: Int64) -> Double {
+        var h = seed ^ (UInt64(table) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(UInt32(truncatingIfNeeded: id)) &* 0xC2B2_AE3D_27D4_EB4F)
         h ^= h >> 33; h &*= 0xFF51_AFD7_ED55_8CCD; h ^= h >> 33; h &*= 0xC4CE_B9FE_1A85_EC53; h ^= h >> 33
         // Irwin–Hall(4) − 2 has variance 1/3, so × 0.6 gives σ ≈ 0.35 per table.
         let u = Double(h & 0xFFFF) + Double((h >> 16) & 0xFFFF) + Double((h >> 32) & 0xFFFF) + Double(h >> 48)

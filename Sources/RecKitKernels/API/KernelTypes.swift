@@ -47,8 +47,8 @@ public enum BagBoundaries: @unchecked Sendable {
 
 /// A jagged batch of bags for one table: B bags over N indices, with optional per-index weights.
 public struct JaggedBags: @unchecked Sendable {
-    /// Row ids, N of them.
-    public var indices: UnsafePointer<Int32>
+    /// Row ids, N of them (64-bit: a table may pass 2³¹ rows).
+    public var indices: UnsafePointer<Int64>
     /// N.
     public var count: Int
     /// B.
@@ -57,7 +57,7 @@ public struct JaggedBags: @unchecked Sendable {
     /// Per-index weights (N) for weighted-sum pooling, or nil.
     public var weights: UnsafePointer<Float>?
 
-    public init(indices: UnsafePointer<Int32>, count: Int, bagCount: Int, boundaries: BagBoundaries,
+    public init(indices: UnsafePointer<Int64>, count: Int, bagCount: Int, boundaries: BagBoundaries,
                 weights: UnsafePointer<Float>? = nil) {
         self.indices = indices
         self.count = count
@@ -68,7 +68,7 @@ public struct JaggedBags: @unchecked Sendable {
 }
 
 /// How the rows of a bag are pooled into one vector.
-public enum PoolingMode: String, Sendable, CaseIterable {
+public enum PoolingMode: String, Sendable, CaseIterable, Codable {
     /// out_b = Σ_{p ∈ bag b} w_p · row(indices[p]), w_p = weights[p] or 1.
     case sum
     /// out_b = (1/|bag b|) Σ_p w_p · row(indices[p]); an empty bag gives zeros.

@@ -46,7 +46,7 @@ public enum Kernels {
     }
 
     /// Embedding-bag forward over a quantized table (inference): output row b = pooled dequantized rows of bag b.
-    public static func quantizedEmbeddingBagForward(table: QuantizedTable, bags: JaggedBags, mode: PoolingMode,
+    public static func quantizedEmbeddingBagForward(table: QuantizedTableView, bags: JaggedBags, mode: PoolingMode,
                                                     output: MatrixView, pool: ThreadPool) throws(KernelError) {
         guard output.columns == table.dim, output.rows >= bags.bagCount else {
             throw .shapeMismatch("output \(output.rows)×\(output.columns) for \(bags.bagCount) bags of dim \(table.dim)")

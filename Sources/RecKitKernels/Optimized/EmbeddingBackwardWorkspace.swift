@@ -8,8 +8,8 @@ import RecKitCore
 public final class EmbeddingBackwardWorkspace: @unchecked Sendable {
     final class Partition {
         var capacity = 0          // hash slots (power of two)
-        var keys = AlignedBuffer<Int32>(count: 0)      // per hash slot h: [2h] row id (−1 = empty), [2h+1] its unique slot
-        var rows = AlignedBuffer<Int32>(count: 0)      // unique rows, first-occurrence order
+        var keys = AlignedBuffer<Int64>(count: 0)      // per hash slot h: [2h] row id (−1 = empty), [2h+1] its unique slot
+        var rows = AlignedBuffer<Int64>(count: 0)      // unique rows, first-occurrence order
         var hashPos = AlignedBuffer<Int32>(count: 0)   // hash slot of each unique row (for clearing)
         var positions = AlignedBuffer<Int32>(count: 0) // owned positions, in order
         var bagOf = AlignedBuffer<Int32>(count: 0)     // the bag of each owned position
@@ -21,11 +21,11 @@ public final class EmbeddingBackwardWorkspace: @unchecked Sendable {
             while cap < 2 * max(n, 1) { cap <<= 1 }
             if cap > capacity {
                 capacity = cap
-                keys = AlignedBuffer<Int32>(count: 2 * cap)  // key and slot side by side: one cache line per probe
+                keys = AlignedBuffer<Int64>(count: 2 * cap)  // key and slot side by side: one cache line per probe
                 keys.fill(-1)
             }
             if rows.count < n {
-                rows = AlignedBuffer<Int32>(count: n); hashPos = AlignedBuffer<Int32>(count: n)
+                rows = AlignedBuffer<Int64>(count: n); hashPos = AlignedBuffer<Int32>(count: n)
                 positions = AlignedBuffer<Int32>(count: n); bagOf = AlignedBuffer<Int32>(count: n)
             }
             if gradCapacity < n * dim { gradCapacity = n * dim; grads = AlignedBuffer<Float>(count: n * dim) }

@@ -18,8 +18,8 @@ enum OptimizedEmbeddingBackward {
             throw .shapeMismatch("embedding gradOutput must be \(bags.bagCount)×\(table.dim)")
         }
         // Range check before any update: a bad index must not leave the table half-updated.
-        let rows = UInt32(truncatingIfNeeded: table.rows)
-        for p in 0..<bags.count where UInt32(bitPattern: bags.indices[p]) >= rows {
+        let rows = UInt64(truncatingIfNeeded: table.rows)
+        for p in 0..<bags.count where UInt64(bitPattern: bags.indices[p]) >= rows {
             try BagValidation.validate(bags, rows: table.rows)
         }
         let parts = bags.count >= 512 ? pool.threadCount : 1
@@ -45,9 +45,10 @@ enum OptimizedEmbeddingBackward {
     /// The thread that owns `row`. Ownership goes by blocks of 16 consecutive rows: 16 rows span 64·D bytes of
     /// weights and 64 bytes of row-wise state, whole cache lines for any D, so two threads never write the same
     /// line (hashing single rows made them fight over the state lines and ran 2 threads slower than 1).
-    @inline(__always) static func owner(_ row: Int32, _ parts: Int) -> Int {
+    @inline(__always) static func owner(_ row: Int64, _ parts: Int) -> Int {
         // Multiply-shift range reduction (Lemire) instead of `%`: an integer division per index costs ~25 cycles.
-        Int((UInt64((UInt32(bitPattern: row) >> 4) &* 0x85EB_CA6B) &* UInt64(parts)) >> 32)
+        let block = UInt32(truncatingIfNeeded: (UInt64(bitPattern: row) >> 4) ^ (UInt64(bitPattern: row) >> 36))
+        return Int((UInt64(block &* 0x85EB_CA6B) &* UInt64(parts)) >> 32)
     }
 
     /// Sums each owned row's gradient over its occurrences; returns the number of unique owned rows.
@@ -93,7 +94,7 @@ enum OptimizedEmbeddingBackward {
             if keys[2 * h] == -1 {
                 // First occurrence: acc = 0 + g·f (the reference's first step, without a memset + reload).
                 keys[2 * h] = r
-                keys[2 * h + 1] = Int32(unique)
+                keys[2 * h + 1] = Int64(unique)
                 uniq[unique] = r
                 hpos[unique] = Int32(h)
                 let acc = grads + unique * d
@@ -118,8 +119,8 @@ enum OptimizedEmbeddingBackward {
     }
 
     /// Home hash slot of a row (before masking).
-    @inline(__always) static func slot(_ row: Int32) -> Int {
-        Int((UInt32(bitPattern: row) &* 0x9E37_79B1) >> 7)
+    @inline(__always) static func slot(_ row: Int64) -> Int {
+        Int(truncatingIfNeeded: (UInt64(bitPattern: row) &* 0x9E37_79B9_7F4A_7C15) >> 39)
     }
 
     /// Writes the positions thread `t` owns, in order, and each one's bag; returns their count. Branch-free:

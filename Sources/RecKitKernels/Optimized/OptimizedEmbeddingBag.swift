@@ -27,7 +27,7 @@ enum OptimizedEmbeddingBag {
     private static func forwardBags(table: EmbeddingTableView, bags: JaggedBags, mode: PoolingMode,
                                     output: MatrixView, bags range: Range<Int>, firstPosition: Int) -> Bool {
         let d = table.dim, w = table.weights, idx = bags.indices
-        let lastRow = UInt32(truncatingIfNeeded: table.rows &- 1)
+        let lastRow = UInt64(truncatingIfNeeded: table.rows &- 1)
         var start = firstPosition
         let n = bags.count
         for b in range {
@@ -37,7 +37,7 @@ enum OptimizedEmbeddingBag {
             var ahead = start + prefetchDistance
             let aheadEnd = min(end + prefetchDistance, n)
             while ahead < aheadEnd {
-                reckit_prefetch(w + Int(min(UInt32(bitPattern: idx[ahead]), lastRow)) * d)
+                reckit_prefetch(w + Int(truncatingIfNeeded: min(UInt64(bitPattern: idx[ahead]), lastRow)) * d)
                 ahead += 1
             }
             // Output rows are strided too (per-table columns of a [B, T·D] buffer): claim them ahead.
@@ -54,8 +54,8 @@ enum OptimizedEmbeddingBag {
     static func poolBag(_ table: EmbeddingTableView, _ bags: JaggedBags, _ mode: PoolingMode, start: Int, end: Int,
                         out: UnsafeMutablePointer<Float>) -> Bool {
         let d = table.dim, chunks = d / 16, w = table.weights, idx = bags.indices
-        let rows = UInt32(truncatingIfNeeded: table.rows)
-        for p in start..<end where UInt32(bitPattern: idx[p]) >= rows { return false }
+        let rows = UInt64(truncatingIfNeeded: table.rows)
+        for p in start..<end where UInt64(bitPattern: idx[p]) >= rows { return false }
         let s = BagValidation.scale(mode, length: end - start)
         for c in 0..<chunks {
             var acc = F16x.zero

@@ -2,13 +2,13 @@ import CRecKitShims
 import RecKitCore
 
 /// Embedding-bag forward over quantized rows, 16 lanes at a time: int8 widens 16 bytes, int4 unpacks 8 bytes with a
-/// mask and a shift (see `QuantizedTable`'s layout), fp16 converts 16 halves (`vcvtph2ps` with -target-cpu); each
+/// mask and a shift (see `QuantizedRowLayout`), fp16 converts 16 halves (`vcvtph2ps` with -target-cpu); each
 /// row adds w·(q·scale + bias) into a register accumulator. The row `ahead` positions on is prefetched. Bags are
 /// split across the pool. The D mod 16 tail uses the reference element function.
 enum OptimizedQuantized {
     static let ahead = 8
 
-    static func forward(table: QuantizedTable, bags: JaggedBags, mode: PoolingMode, output: MatrixView,
+    static func forward(table: QuantizedTableView, bags: JaggedBags, mode: PoolingMode, output: MatrixView,
                         pool: ThreadPool) throws(KernelError) {
         try BagValidation.validate(bags, rows: table.rows)
         let n = bags.bagCount
@@ -23,9 +23,9 @@ enum OptimizedQuantized {
     }
 
     @inline(__always)
-    static func bag(_ b: Int, table: QuantizedTable, bags: JaggedBags, offsets: UnsafePointer<Int32>, mode: PoolingMode,
+    static func bag(_ b: Int, table: QuantizedTableView, bags: JaggedBags, offsets: UnsafePointer<Int32>, mode: PoolingMode,
                     output: MatrixView) {
-        let d = table.dim, rb = table.rowBytes, base = table.data.pointer, dtype = table.dtype
+        let d = table.dim, rb = table.rowBytes, base = table.data, dtype = table.dtype
         let start = Int(offsets[b]), end = Int(offsets[b + 1])
         let out = output.row(b)
         let s = mode == .sum ? Float(1) : BagValidation.scale(mode, length: end - start)
@@ -62,12 +62,12 @@ enum OptimizedQuantized {
             return SIMD16<Float>(unsafeBitCast(h, to: SIMD16<Float16>.self))
         case .int8:
             let q = raw.loadUnaligned(fromByteOffset: g * 16, as: SIMD16<UInt8>.self)
-            let (scale, bias) = QuantizedTable.scaleBias(raw, payload: payload, dtype: dtype)
+            let (scale, bias) = QuantizedRowLayout.scaleBias(raw, payload: payload, dtype: dtype)
             return SIMD16<Float>(q) * scale + bias
         case .int4:
             let packed = raw.loadUnaligned(fromByteOffset: g * 8, as: SIMD8<UInt8>.self)
             let q = SIMD16<UInt8>(lowHalf: packed & 0xF, highHalf: packed &>> 4)
-            let (scale, bias) = QuantizedTable.scaleBias(raw, payload: payload, dtype: dtype)
+            let (scale, bias) = QuantizedRowLayout.scaleBias(raw, payload: payload, dtype: dtype)
             return SIMD16<Float>(q) * scale + bias
         }
     }

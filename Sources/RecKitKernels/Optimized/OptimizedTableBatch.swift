@@ -28,13 +28,13 @@ enum OptimizedTableBatch {
                     let o = off + t * (b + 1)
                     let table = batch.tables[t], bags = batch.bags[t]
                     let first = Int(o[range.lowerBound]), last = Int(o[range.upperBound])
-                    let rowsLimit = UInt32(truncatingIfNeeded: table.rows &- 1)
+                    let rowsLimit = UInt64(truncatingIfNeeded: table.rows &- 1)
                     var ahead = first
                     for bag in range {
                         let start = Int(o[bag]), end = Int(o[bag + 1])
                         let aheadEnd = min(end + lookahead, last)
                         while ahead < aheadEnd {
-                            reckit_prefetch(table.weights + Int(min(UInt32(bitPattern: bags.indices[ahead]), rowsLimit)) * table.dim)
+                            reckit_prefetch(table.weights + Int(truncatingIfNeeded: min(UInt64(bitPattern: bags.indices[ahead]), rowsLimit)) * table.dim)
                             ahead += 1
                         }
                         if !OptimizedEmbeddingBag.poolBag(table, bags, mode, start: start, end: end, out: output.row(bag) + batch.columnOffsets[t]) {

@@ -61,7 +61,7 @@ public typealias BF16GEMMKernel = @Sendable (BF16GEMMArguments) -> Void
 public typealias BF16LinearForwardKernel = @Sendable (LinearForwardArguments, BF16Scratch, ThreadPool) -> Void
 public typealias BF16LinearBackwardKernel = @Sendable (LinearBackwardArguments, BF16Scratch, ThreadPool) -> Void
 /// (quantized table, bags, mode, output, pool)
-public typealias QuantizedBagForwardKernel = @Sendable (QuantizedTable, JaggedBags, PoolingMode, MatrixView, ThreadPool) -> KernelError?
+public typealias QuantizedBagForwardKernel = @Sendable (QuantizedTableView, JaggedBags, PoolingMode, MatrixView, ThreadPool) -> KernelError?
 public typealias InteractionForwardKernel = @Sendable (InteractionArguments, MatrixView, ThreadPool) -> KernelError?
 public typealias InteractionBackwardKernel = @Sendable (InteractionArguments, MatrixView, MatrixView, ThreadPool) -> KernelError?
 

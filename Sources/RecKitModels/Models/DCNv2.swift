@@ -1,183 +1,195 @@
 import RecKitCore
+import RecKitEmbeddings
 import RecKitKernels
 
-/// DCN-V2 (Wang et al. 2021, "DCN V2: Improved Deep & Cross Network"): x₀ = [dense ‖ e₁ ‖ … ‖ e_T] (width d),
-/// cross layers x_{l+1} = x₀ ⊙ (W_l x_l + b_l) + x_l with W_l full rank (d×d) or low rank (U_l V_lᵀ, rank r),
-/// and a deep MLP, either stacked (cross → deep → logit) or parallel ([cross(x₀) ‖ deep(x₀)] → linear → logit).
+/// DCN-V2's configuration: the deep network's hidden sizes, the cross network's depth and rank, stacked or parallel.
+public struct DCNv2Config: ModelConfiguration, Equatable {
+    public static let kind = ModelKind.dcnv2
+    public var denseCount: Int
+    public var sparse: [SparseFeatureSpec]
+    public var embeddingDim: Int
+    /// The deep network's hidden sizes (empty: one hidden layer of width w).
+    public var deepHidden: [Int]
+    public var crossLayers = 3
+    /// Rank of the cross layers' weights (nil = full rank).
+    public var crossRank: Int?
+    /// Parallel ([cross(x₀) ‖ deep(x₀)] → linear) instead of stacked (cross → deep).
+    public var parallel = false
+
+    public init(denseCount: Int, sparse: [SparseFeatureSpec], embeddingDim: Int, deepHidden: [Int], crossLayers: Int = 3,
+                crossRank: Int? = nil, parallel: Bool = false) {
+        self.denseCount = denseCount; self.sparse = sparse; self.embeddingDim = embeddingDim; self.deepHidden = deepHidden
+        self.crossLayers = crossLayers; self.crossRank = crossRank; self.parallel = parallel
+    }
+
+    /// w = dense + T·D, the cross network's width.
+    public var width: Int { denseCount + sparse.count * embeddingDim }
+
+    public func validate() throws(ModelError) {
+        try validateFeatures(dim: embeddingDim)
+        try validateHidden(deepHidden, "deep network")
+        guard crossLayers >= 1, crossLayers <= 64 else { throw .config("cross layers \(crossLayers) outside 1...64") }
+        if let r = crossRank { guard r >= 1, r <= width else { throw .config("cross rank \(r) outside 1...\(width)") } }
+        guard width <= 1 << 16 else { throw .config("cross width \(width) over 65536") }
+    }
+
+    public var embeddingTables: [(collection: String, spec: EmbeddingTableSpec)] {
+        tables(dim: embeddingDim).map { ("embeddings", $0) }
+    }
+
+    public func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
+                          quantization: QuantizedDType?) throws(ModelError) -> any CTRModel {
+        try DCNv2(config: self, initialization: initialization, sparseOptimizer: sparseOptimizer, quantization: quantization)
+    }
+}
+
+/// DCN-V2 (Wang et al. 2021, "DCN V2: Improved Deep & Cross Network"): x₀ = [dense ‖ e₁ ‖ … ‖ e_T] (width w),
+/// a `CrossNetwork`, and a deep MLP, either stacked (cross → deep → logit) or parallel ([cross(x₀) ‖ deep(x₀)] →
+/// linear → logit).
 ///
-/// Backward of a cross layer with g = ∂L/∂x_{l+1}: ∂L/∂y = g ⊙ x₀, ∂L/∂x₀ += g ⊙ y, ∂L/∂x_l = g + (∂L/∂y)·W.
-public final class DCNv2: @unchecked Sendable {
-    public let config: DLRMConfig
-    public let maxBatch: Int
-    public let crossLayers: Int
-    public let rank: Int?
-    public let parallel: Bool
-    public let tables: [AlignedBuffer<Float>]
-    public private(set) var states: [AlignedBuffer<Float>] = []
-    /// Per cross layer: [W] (full rank) or [V (d→r), U (r→d)].
-    let cross: [[Linear]]
-    let deep: MLP
-    let head: Linear?
-    let width: Int
-    let xs: [AlignedBuffer<Float>]        // x₀ … x_L, each B × d
-    let ys: [AlignedBuffer<Float>]        // y_l = W x_l + b
-    let lowRank: [AlignedBuffer<Float>]   // V x_l (B × r) when low rank
-    let gx: [AlignedBuffer<Float>], gy: AlignedBuffer<Float>, gLow: AlignedBuffer<Float>, gx0: AlignedBuffer<Float>
-    let concat: AlignedBuffer<Float>, gConcat: AlignedBuffer<Float>
-    let logits: AlignedBuffer<Float>, gradLogits: AlignedBuffer<Float>
-    let deepOut: AlignedBuffer<Float>, gDeepOut: AlignedBuffer<Float>
-    let sparseInput: SparseInput
-    let workspace = EmbeddingBackwardWorkspace()
-    private var batchSize = 0
+/// Parameters: `cross.<l>…`, `deep.<i>.weight|bias`, `head.weight|bias` (parallel), `embeddings.<feature>.weight`.
+/// Initial values: `SeededRandom(seed)` for the cross layers, then the deep network, then the head; table t from
+/// stream `seed, 1 + t` in U(−√(1/R), √(1/R)).
+public final class DCNv2: CTRModel, @unchecked Sendable {
+    public let config: DCNv2Config
+    public let cross: CrossNetwork
+    public let deep: MLP
+    public let head: Linear?
+    public let embeddings: EmbeddingCollection
 
-    /// `config.topHidden` is the deep network's hidden sizes; `bottomHidden` is unused.
-    public init(config: DLRMConfig, crossLayers: Int = 3, rank: Int? = nil, parallel: Bool = false, maxBatch: Int,
-                maxIndicesPerTable: Int, seed: UInt64) {
-        self.config = config; self.crossLayers = crossLayers; self.rank = rank; self.parallel = parallel
-        self.maxBatch = maxBatch
-        var rng = SeededRandom(seed: seed)
-        let t = config.tableSizes.count, d = config.embeddingDim
-        let w = config.denseCount + t * d
-        width = w
-        tables = EmbeddingTables.uniform(rows: config.tableSizes, dim: d, seed: seed, firstStream: 1,
-                                         bound: EmbeddingTables.reciprocalSqrtBound)
-        var layers: [[Linear]] = []
-        for _ in 0..<crossLayers {
-            if let r = rank {
-                layers.append([Linear(w, r, activation: .identity, rng: &rng), Linear(r, w, activation: .identity, rng: &rng)])
-            } else {
-                layers.append([Linear(w, w, activation: .identity, rng: &rng)])
-            }
-        }
-        cross = layers
-        let hidden = config.topHidden.isEmpty ? [w] : config.topHidden
-        let deepOutWidth = parallel ? hidden.last! : 1
-        deep = MLP(sizes: [w] + hidden + (parallel ? [] : [1]), lastActivation: parallel ? .relu : .identity,
-                   maxBatch: maxBatch, rng: &rng)
-        head = parallel ? Linear(w + deepOutWidth, 1, activation: .identity, rng: &rng) : nil
-        xs = (0...crossLayers).map { _ in AlignedBuffer(count: maxBatch * (config.denseCount + t * d)) }
-        ys = (0..<crossLayers).map { _ in AlignedBuffer(count: maxBatch * (config.denseCount + t * d)) }
-        lowRank = (0..<crossLayers).map { _ in AlignedBuffer(count: maxBatch * max(rank ?? 1, 1)) }
-        gx = (0...crossLayers).map { _ in AlignedBuffer(count: maxBatch * (config.denseCount + t * d)) }
-        gy = AlignedBuffer(count: maxBatch * (config.denseCount + t * d))
-        gLow = AlignedBuffer(count: maxBatch * max(rank ?? 1, 1))
-        gx0 = AlignedBuffer(count: maxBatch * (config.denseCount + t * d))
-        concat = AlignedBuffer(count: maxBatch * (w + deepOutWidth))
-        gConcat = AlignedBuffer(count: maxBatch * (w + deepOutWidth))
-        deepOut = AlignedBuffer(count: maxBatch * deepOutWidth)
-        gDeepOut = AlignedBuffer(count: maxBatch * deepOutWidth)
-        logits = AlignedBuffer(count: maxBatch)
-        gradLogits = AlignedBuffer(count: maxBatch)
-        sparseInput = SparseInput(tables: t, maxBatch: maxBatch, maxIndicesPerTable: maxIndicesPerTable)
+    public init(config: DCNv2Config, initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
+                quantization: QuantizedDType? = nil) throws(ModelError) {
+        try config.validate()
+        self.config = config
+        var rng: SeededRandom? = nil
+        if case .random(let seed) = initialization { rng = SeededRandom(seed: seed) }
+        let w = config.width
+        embeddings = try makeCollection(prefix: "embeddings", specs: config.tables(dim: config.embeddingDim), initialization: initialization,
+                                        stream: 1, bound: EmbeddingInitializer.reciprocalSqrtBound, sparseOptimizer: sparseOptimizer,
+                                        quantization: quantization)
+        cross = CrossNetwork(width: w, layers: config.crossLayers, rank: config.crossRank, rng: &rng, name: "cross")
+        let hidden = config.deepHidden.isEmpty ? [w] : config.deepHidden
+        deep = MLP(sizes: [w] + hidden + (config.parallel ? [] : [1]), lastActivation: config.parallel ? .relu : .identity,
+                   rng: &rng, name: "deep")
+        head = config.parallel ? Linear(w + hidden.last!, 1, activation: .identity, rng: &rng, name: "head") : nil
     }
 
+    public var kind: ModelKind { .dcnv2 }
+    public var configuration: any ModelConfiguration { config }
+    public var denseCount: Int { config.denseCount }
+    public var embeddingCollections: [EmbeddingCollection] { [embeddings] }
+    var deepOutWidth: Int { config.parallel ? deep.outFeatures : 1 }
 
-    func view(_ b: AlignedBuffer<Float>, _ cols: Int) -> MatrixView { MatrixView(base: b.pointer, rows: batchSize, columns: cols) }
-
-    var tableBatch: TableBatch {
-        let t = config.tableSizes.count, d = config.embeddingDim
-        return sparseInput.tableBatch(
-            (0..<t).map { EmbeddingTableView(weights: tables[$0].pointer, rows: config.tableSizes[$0], dim: d) },
-            columnOffsets: (0..<t).map { config.denseCount + $0 * d })
+    final class Workspace: ModelWorkspace, @unchecked Sendable {
+        let cross: CrossNetwork.Activations
+        let deep: MLP.Activations
+        let gx0: AlignedBuffer<Float>                                // ∂L/∂x₀, B × w
+        let concat: AlignedBuffer<Float>, gConcat: AlignedBuffer<Float>  // parallel: B × (w + deep out)
+        let deepOut: AlignedBuffer<Float>, gDeepOut: AlignedBuffer<Float>
+        let headScratch = BF16Scratch()
+        let embedding: EmbeddingWorkspace
+        init(_ m: DCNv2, maxBatch: Int) {
+            let w = m.config.width, o = m.deepOutWidth
+            cross = m.cross.makeActivations(maxBatch: maxBatch)
+            deep = m.deep.makeActivations(maxBatch: maxBatch)
+            gx0 = AlignedBuffer(count: maxBatch * w)
+            concat = AlignedBuffer(count: maxBatch * (w + o)); gConcat = AlignedBuffer(count: maxBatch * (w + o))
+            deepOut = AlignedBuffer(count: maxBatch * o); gDeepOut = AlignedBuffer(count: maxBatch * o)
+            embedding = m.embeddings.makeWorkspace()
+            super.init(maxBatch: maxBatch, denseCount: m.config.denseCount)
+        }
     }
 
-    /// The cross network's output (x_L) for the current batch.
-    var crossOut: AlignedBuffer<Float> { xs[crossLayers] }
+    public func makeWorkspace(maxBatch: Int) -> ModelWorkspace { Workspace(self, maxBatch: max(maxBatch, 1)) }
 
-    var deepOutWidth: Int { parallel ? deep.outFeatures : 1 }
+    func workspace(_ w: ModelWorkspace) throws(ModelError) -> Workspace {
+        guard let ws = w as? Workspace else { throw .shape("not a DCNv2 workspace") }
+        return ws
+    }
 
-    public func forward(dense: [Float], sparse: KeyedJaggedTensor, labels: [Float], pool: ThreadPool) throws(KernelError) -> Double {
-        let b = sparse.batchSize, t = config.tableSizes.count, dc = config.denseCount, w = width
-        guard b <= maxBatch, dense.count == b * dc, labels.count == b, sparse.values.count == t else {
-            throw .shapeMismatch("dcnv2 batch: \(b) samples, \(dense.count) dense values, \(labels.count) labels")
+    var columnOffsets: [Int] { (0..<config.sparse.count).map { config.denseCount + $0 * config.embeddingDim } }
+
+    func view(_ p: UnsafeMutablePointer<Float>, _ rows: Int, _ cols: Int) -> MatrixView { MatrixView(base: p, rows: rows, columns: cols) }
+
+    public func forward(_ batch: Batch, workspace w: ModelWorkspace, mode: ForwardMode, pool: ThreadPool) throws(ModelError) {
+        let ws = try workspace(w)
+        try ws.begin(batch, denseCount: config.denseCount)
+        ws.trainingPending = false
+        let b = batch.size, dc = config.denseCount, wd = config.width
+        let x0 = ws.cross.input
+        try embedding { () throws(EmbeddingError) in
+            try embeddings.forward(batch.sparse, deduped: batch.deduped, workspace: ws.embedding, output: view(x0, b, wd),
+                                   columnOffsets: columnOffsets, training: mode == .training, pool: pool)
         }
-        batchSize = b
-        try sparseInput.load(sparse)
-        let x0 = xs[0].pointer
-        for r in 0..<b { for j in 0..<dc { x0[r * w + j] = dense[r * dc + j] } }
-        try Kernels.tableBatchForward(tableBatch, mode: .sum, output: view(xs[0], w), pool: pool)
-        for l in 0..<crossLayers {
-            if rank == nil {
-                try cross[l][0].forward(view(xs[l], w), view(ys[l], w), pool: pool)
-            } else {
-                try cross[l][0].forward(view(xs[l], w), view(lowRank[l], rank!), pool: pool)
-                try cross[l][1].forward(view(lowRank[l], rank!), view(ys[l], w), pool: pool)
-            }
-            let x = xs[l].pointer, y = ys[l].pointer, next = xs[l + 1].pointer
-            for i in 0..<(b * w) { next[i] = x0[i] * y[i] + x[i] }
-        }
+        for r in 0..<b { for j in 0..<dc { x0[r * wd + j] = ws.dense.pointer[r * dc + j] } }
+        try layer("cross") { () throws(KernelError) in try cross.forward(batch: b, activations: ws.cross, pool: pool) }
+        let o = deepOutWidth
         if let head {
-            try deep.forward(view(xs[0], w), into: view(deepOut, deepOutWidth), pool: pool)
-            let cw = w + deepOutWidth
-            for r in 0..<b {
-                for j in 0..<w { concat.pointer[r * cw + j] = crossOut.pointer[r * w + j] }
-                for j in 0..<deepOutWidth { concat.pointer[r * cw + w + j] = deepOut.pointer[r * deepOutWidth + j] }
+            try layer("deep") { () throws(KernelError) in
+                try deep.forward(view(x0, b, wd), into: view(ws.deepOut.pointer, b, o), activations: ws.deep, pool: pool)
             }
-            try head.forward(view(concat, cw), view(logits, 1), pool: pool)
+            let cw = wd + o, c = ws.concat.pointer, xl = ws.cross.output
+            for r in 0..<b {
+                for j in 0..<wd { c[r * cw + j] = xl[r * wd + j] }
+                for j in 0..<o { c[r * cw + wd + j] = ws.deepOut.pointer[r * o + j] }
+            }
+            try layer("head") { () throws(KernelError) in
+                try head.forward(view(c, b, cw), view(ws.logits.pointer, b, 1), scratch: ws.headScratch, pool: pool)
+            }
         } else {
-            try deep.forward(view(crossOut, w), into: view(logits, 1), pool: pool)
+            try layer("deep") { () throws(KernelError) in
+                try deep.forward(view(ws.cross.output, b, wd), into: view(ws.logits.pointer, b, 1), activations: ws.deep, pool: pool)
+            }
         }
-        return labels.withUnsafeBufferPointer { lp in
-            Kernels.bceWithLogits(logits: logits.pointer, labels: lp.baseAddress!, count: b, grad: gradLogits.pointer, gradScale: 1 / Float(b)) / Double(b)
-        }
+        ws.trainingPending = mode == .training
     }
 
-    public func backward(dense: [Float], update: SparseUpdate, pool: ThreadPool) throws(KernelError) {
-        let b = batchSize, w = width, n = b * w, d = config.embeddingDim
-        if update.optimizer != .sgd && states.isEmpty {
-            states = config.tableSizes.map { AlignedBuffer(count: update.optimizer.stateCount(rows: $0, dim: d)) }
-        }
-        gx0.pointer.update(repeating: 0, count: n)
+    public func backward(workspace w: ModelWorkspace, pool: ThreadPool) throws(ModelError) {
+        let ws = try workspace(w)
+        guard ws.trainingPending else { throw .shape("DCNv2 backward without a training forward") }
+        guard quantization == nil else { throw .embedding(.readOnly(table: embeddings.specs.first?.name ?? "embeddings")) }
+        let b = ws.batchSize, wd = config.width, n = b * wd, o = deepOutWidth
+        let gx0 = ws.gx0.pointer
+        gx0.update(repeating: 0, count: n)
         if let head {
-            let cw = w + deepOutWidth
-            try head.backward(view(concat, cw), view(logits, 1), gradOutput: view(gradLogits, 1), gradInput: view(gConcat, cw), pool: pool)
+            let cw = wd + o
+            try layer("head") { () throws(KernelError) in
+                try head.backward(view(ws.concat.pointer, b, cw), view(ws.logits.pointer, b, 1), gradOutput: view(ws.gradLogits.pointer, b, 1),
+                                  gradInput: view(ws.gConcat.pointer, b, cw), scratch: ws.headScratch, pool: pool)
+            }
+            let gc = ws.gConcat.pointer, gl = ws.cross.gradOutput
             for r in 0..<b {
-                for j in 0..<w { gx[crossLayers].pointer[r * w + j] = gConcat.pointer[r * cw + j] }
-                for j in 0..<deepOutWidth { gDeepOut.pointer[r * deepOutWidth + j] = gConcat.pointer[r * cw + w + j] }
+                for j in 0..<wd { gl[r * wd + j] = gc[r * cw + j] }
+                for j in 0..<o { ws.gDeepOut.pointer[r * o + j] = gc[r * cw + wd + j] }
             }
-            try deep.backward(view(xs[0], w), output: view(deepOut, deepOutWidth), gradOutput: view(gDeepOut, deepOutWidth),
-                              gradInput: view(gx0, w), pool: pool)
+            try layer("deep") { () throws(KernelError) in
+                try deep.backward(view(ws.cross.input, b, wd), output: view(ws.deepOut.pointer, b, o), gradOutput: view(ws.gDeepOut.pointer, b, o),
+                                  gradInput: view(gx0, b, wd), activations: ws.deep, pool: pool)
+            }
         } else {
-            try deep.backward(view(crossOut, w), output: view(logits, 1), gradOutput: view(gradLogits, 1),
-                              gradInput: view(gx[crossLayers], w), pool: pool)
-        }
-        let x0 = xs[0].pointer
-        for l in stride(from: crossLayers - 1, through: 0, by: -1) {
-            let g = gx[l + 1].pointer, y = ys[l].pointer
-            for i in 0..<n {
-                gy.pointer[i] = g[i] * x0[i]
-                gx0.pointer[i] += g[i] * y[i]
+            try layer("deep") { () throws(KernelError) in
+                try deep.backward(view(ws.cross.output, b, wd), output: view(ws.logits.pointer, b, 1), gradOutput: view(ws.gradLogits.pointer, b, 1),
+                                  gradInput: view(ws.cross.gradOutput, b, wd), activations: ws.deep, pool: pool)
             }
-            if rank == nil {
-                try cross[l][0].backward(view(xs[l], w), view(ys[l], w), gradOutput: view(gy, w), gradInput: view(gx[l], w), pool: pool)
-            } else {
-                try cross[l][1].backward(view(lowRank[l], rank!), view(ys[l], w), gradOutput: view(gy, w),
-                                         gradInput: view(gLow, rank!), pool: pool)
-                try cross[l][0].backward(view(xs[l], w), view(lowRank[l], rank!), gradOutput: view(gLow, rank!),
-                                         gradInput: view(gx[l], w), pool: pool)
-            }
-            let gl = gx[l].pointer
-            for i in 0..<n { gl[i] += g[i] }
         }
-        for i in 0..<n { gx0.pointer[i] += gx[0].pointer[i] }
-        let stateBuffers = update.optimizer == .sgd
-            ? config.tableSizes.map { _ in UnsafeMutableBufferPointer<Float>(start: nil, count: 0) } : states.map(\.buffer)
-        try Kernels.tableBatchBackward(tableBatch, states: stateBuffers, mode: .sum, gradOutput: view(gx0, w),
-                                       update: update, workspace: workspace, pool: pool)
+        try layer("cross") { () throws(KernelError) in try cross.backward(batch: b, activations: ws.cross, gradInput: gx0, pool: pool) }
     }
 
-    public func zeroGrad() { for c in cross { for l in c { l.zeroGrad() } }; deep.zeroGrad(); head?.zeroGrad() }
-    public var denseParameters: [(AlignedBuffer<Float>, AlignedBuffer<Float>)] {
-        cross.flatMap { $0.flatMap(\.parameters) } + deep.parameters + (head?.parameters ?? [])
+    public func applySparseUpdate(_ update: SparseUpdate, workspace w: ModelWorkspace, pool: ThreadPool) throws(ModelError) {
+        let ws = try workspace(w)
+        guard ws.trainingPending else { throw .shape("DCNv2 sparse update without a training forward") }
+        ws.trainingPending = false
+        try embedding { () throws(EmbeddingError) in
+            try embeddings.backward(workspace: ws.embedding, gradOutput: view(ws.gx0.pointer, ws.batchSize, config.width),
+                                    columnOffsets: columnOffsets, update: update, pool: pool)
+        }
     }
-    public func restoreStates(_ values: [[Float]]) { states = values.map { AlignedBuffer($0) } }
+
+    public func zeroGrad() { cross.zeroGrad(); deep.zeroGrad(); head?.zeroGrad() }
+    public var denseParameters: [DenseParameter] { cross.parameters + deep.parameters + (head?.parameters ?? []) }
     /// Precision of the deep tower's GEMMs (cross layers stay fp32).
     public var precision: Precision {
         get { deep.precision }
         set { deep.precision = newValue }
     }
-    public var lastLogits: [Float] { Array(UnsafeBufferPointer(start: logits.pointer, count: batchSize)) }
-    public var kind: String { "dcnv2" }
 }
-
-extension DCNv2: CTRModel {}

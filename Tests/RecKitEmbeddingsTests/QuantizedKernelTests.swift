@@ -1,4 +1,5 @@
 import RecKitCore
+import RecKitEmbeddings
 @testable import RecKitKernels
 import RecKitTestSupport
 import Testing
@@ -59,7 +60,7 @@ struct QuantizedKernelTests {
                                     let bags = JaggedBags(indices: ip.baseAddress!, count: ids.count, bagCount: lengths.count,
                                                           boundaries: .offsets(op.baseAddress!), weights: weighted ? wp.baseAddress : nil)
                                     return KernelRegistry.quantizedBagForward.variant(v)(
-                                        q, bags, mode, MatrixView(base: out.pointer, rows: lengths.count, columns: dim, rowStride: dim + 3), Self.pool2)
+                                        q.view, bags, mode, MatrixView(base: out.pointer, rows: lengths.count, columns: dim, rowStride: dim + 3), Self.pool2)
                                 }
                             }
                         }
@@ -78,13 +79,13 @@ struct QuantizedKernelTests {
     func errors() {
         let w = AlignedBuffer<Float>(count: 4 * 16)
         let q = QuantizedTable.quantize(w.pointer, rows: 4, dim: 16, dtype: .int8)
-        let ids: [Int32] = [1, 9], offs: [Int32] = [0, 2]
+        let ids: [Int64] = [1, 9], offs: [Int32] = [0, 2]
         for v in KernelVariant.allCases {
             let out = AlignedBuffer<Float>(count: 16)
             let e: KernelError? = ids.withUnsafeBufferPointer { ip in
                 offs.withUnsafeBufferPointer { op in
                     KernelRegistry.quantizedBagForward.variant(v)(
-                        q, JaggedBags(indices: ip.baseAddress!, count: 2, bagCount: 1, boundaries: .offsets(op.baseAddress!), weights: nil),
+                        q.view, JaggedBags(indices: ip.baseAddress!, count: 2, bagCount: 1, boundaries: .offsets(op.baseAddress!), weights: nil),
                         .sum, MatrixView(base: out.pointer, rows: 1, columns: 16), Self.pool2)
                 }
             }

@@ -1,0 +1,211 @@
+import CRecKitShims
+import Foundation
+import RecKitCore
+
+/// The safetensors layout (huggingface/safetensors): an 8-byte little-endian header length N, a UTF-8 JSON header of
+/// N bytes (padded with spaces to a multiple of 8), then the data buffer. The header maps each tensor name to
+/// `{"dtype", "shape", "data_offsets": [begin, end]}` (offsets into the data buffer) and may hold `__metadata__`, an
+/// object of string values. The tensors cover the buffer exactly, without holes or overlaps.
+///
+/// Writing: tensors are laid out widest dtype first (so every tensor starts aligned to its element size), written
+/// from their live memory straight into a temp file that is fsynced and renamed into place.
+/// Reading: the header is parsed and every length, offset and shape product is validated with overflow-checked
+/// arithmetic against the file's size before anything is allocated; tensors are then read with `pread` straight
+/// into their destination (no mapping, no intermediate copy).
+public enum SafeTensors {
+    /// Largest header accepted (the format's own readers cap it at 100 MB).
+    public static let maxHeaderBytes = 100_000_000
+
+    /// One tensor as the header describes it.
+    public struct Entry: Sendable, Equatable {
+        public var name: String
+        public var dtype: TensorDType
+        public var shape: [Int]
+        /// Byte range in the data buffer.
+        public var begin: Int
+        public var end: Int
+        public var byteCount: Int { end - begin }
+    }
+
+    /// Writes `tensors` and `metadata` to `path` atomically.
+    public static func write(_ tensors: [StateTensor], metadata: [String: String], to path: String) throws(CheckpointError) {
+        var names = Set<String>()
+        for t in tensors {
+            guard names.insert(t.name).inserted else { throw .tensor(path: path, name: t.name, reason: "listed twice") }
+            guard t.name != "__metadata__", !t.name.isEmpty else { throw .tensor(path: path, name: t.name, reason: "reserved name") }
+            guard t.elementCount * t.dtype.byteWidth == t.data.count else {
+                throw .tensor(path: path, name: t.name, reason: "\(t.data.count) bytes for shape \(t.shape) of \(t.dtype.rawValue)")
+            }
+        }
+        // Widest dtype first, then the state's own order: every tensor starts aligned to its element size.
+        let ordered = tensors.enumerated().sorted {
+            $0.element.dtype.byteWidth != $1.element.dtype.byteWidth ? $0.element.dtype.byteWidth > $1.element.dtype.byteWidth : $0.offset < $1.offset
+        }.map(\.element)
+        var header: [String: Any] = ["__metadata__": metadata]
+        var offset = 0
+        for t in ordered {
+            header[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]] as [String: Any]
+            offset += t.data.count
+        }
+        var json: Data
+        do { json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) } catch {
+            throw .io(path: path, reason: "cannot encode the header: \(error)")
+        }
+        while json.count % 8 != 0 { json.append(0x20) }
+        var prefix = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { prefix.append(contentsOf: $0) }
+        prefix.append(json)
+        try AtomicWrite.write(to: path) { (w) throws(CheckpointError) in
+            try w.write(prefix)
+            for t in ordered where t.data.count > 0 { try w.write(UnsafeRawBufferPointer(t.data)) }
+        }
+    }
+
+    /// Reads and validates the header of an open file of `size` bytes.
+    static func readHeader(fd: Int32, size: Int, path: String) throws(CheckpointError) -> (entries: [Entry], metadata: [String: String], dataStart: Int) {
+        guard size >= 8 else { throw .invalid(path: path, reason: "header length: the file has \(size) bytes, fewer than 8") }
+        var lenBytes = [UInt8](repeating: 0, count: 8)
+        try preadFully(fd, into: &lenBytes, at: 0, path: path, what: "header length")
+        let raw = lenBytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard let n = Int(exactly: raw), n <= maxHeaderBytes, n <= size - 8 else {
+            throw .invalid(path: path, reason: "header length: \(raw) bytes does not fit a \(size)-byte file (not a safetensors file?)")
+        }
+        var headerBytes = [UInt8](repeating: 0, count: n)
+        try preadFully(fd, into: &headerBytes, at: 8, path: path, what: "header")
+        guard headerBytes.first == UInt8(ascii: "{") else {
+            throw .invalid(path: path, reason: "header: does not start with '{' (not a safetensors file)")
+        }
+        let object: [String: Any]
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+                throw CheckpointError.invalid(path: path, reason: "header: not a JSON object")
+            }
+            object = o
+        } catch let e as CheckpointError { throw e } catch {
+            throw .invalid(path: path, reason: "header: not valid JSON (\(error.localizedDescription))")
+        }
+        let bufferSize = size - 8 - n
+        var metadata: [String: String] = [:]
+        var entries: [Entry] = []
+        for (name, value) in object {
+            if name == "__metadata__" {
+                guard let m = value as? [String: Any] else { throw .invalid(path: path, reason: "__metadata__: not an object") }
+                for (k, v) in m {
+                    guard let s = v as? String else { throw .invalid(path: path, reason: "__metadata__.\(k): not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let d = value as? [String: Any] else { throw .tensor(path: path, name: name, reason: "header entry is not an object") }
+            guard let dt = d["dtype"] as? String, let dtype = TensorDType(rawValue: dt) else {
+                throw .tensor(path: path, name: name, reason: "dtype \(String(describing: d["dtype"] ?? "missing")) is not one RecKit reads")
+            }
+            guard let shapeAny = d["shape"] as? [Any], let offsetsAny = d["data_offsets"] as? [Any], offsetsAny.count == 2 else {
+                throw .tensor(path: path, name: name, reason: "shape or data_offsets missing or malformed")
+            }
+            var shape: [Int] = []
+            var elements = 1
+            for s in shapeAny {
+                guard let x = exactInt(s), x >= 0 else { throw .tensor(path: path, name: name, reason: "shape \(shapeAny) has a non-integer or negative size") }
+                let (p, o) = elements.multipliedReportingOverflow(by: x)
+                guard !o else { throw .tensor(path: path, name: name, reason: "shape \(shapeAny) overflows") }
+                elements = p
+                shape.append(x)
+            }
+            guard let begin = exactInt(offsetsAny[0]), let end = exactInt(offsetsAny[1]), begin >= 0, begin <= end, end <= bufferSize else {
+                throw .tensor(path: path, name: name, reason: "data_offsets \(offsetsAny) outside the \(bufferSize)-byte data buffer")
+            }
+            let (bytes, o) = elements.multipliedReportingOverflow(by: dtype.byteWidth)
+            guard !o, bytes == end - begin else {
+                throw .tensor(path: path, name: name, reason: "data_offsets span \(end - begin) bytes, shape \(shape) of \(dtype.rawValue) needs \(o ? "more" : String(bytes))")
+            }
+            entries.append(Entry(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
+        }
+        entries.sort { $0.begin != $1.begin ? $0.begin < $1.begin : $0.end < $1.end }
+        var cursor = 0
+        for e in entries {
+            guard e.begin == cursor else {
+                throw .tensor(path: path, name: e.name, reason: e.begin < cursor ? "overlaps the tensor before it" : "leaves a hole of \(e.begin - cursor) bytes before it")
+            }
+            cursor = e.end
+        }
+        guard cursor == bufferSize else { throw .invalid(path: path, reason: "the tensors cover \(cursor) of the data buffer's \(bufferSize) bytes") }
+        return (entries, metadata, 8 + n)
+    }
+
+    /// An integer JSON number (NSNumber from JSONSerialization), exactly representable.
+    static func exactInt(_ v: Any) -> Int? {
+        guard let n = v as? NSNumber else { return nil }
+        let i = n.int64Value
+        return n.stringValue == String(i) ? Int(exactly: i) : nil
+    }
+
+    static func preadFully(_ fd: Int32, into buffer: inout [UInt8], at offset: Int, path: String, what: String) throws(CheckpointError) {
+        let count = buffer.count
+        let failure: CheckpointError? = buffer.withUnsafeMutableBytes { raw in
+            do throws(CheckpointError) { try preadFully(fd, raw, at: offset, path: path, what: what); return nil } catch { return error }
+        }
+        if let failure { throw failure }
+        _ = count
+    }
+
+    static func preadFully(_ fd: Int32, _ raw: UnsafeMutableRawBufferPointer, at offset: Int, path: String, what: String) throws(CheckpointError) {
+        var done = 0
+        while done < raw.count {
+            let n = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw .io(path: path, reason: "\(what): read failed: \(String(cString: strerror(errno)))") }
+            if n == 0 { throw .invalid(path: path, reason: "\(what): truncated file") }
+            done += n
+        }
+    }
+}
+
+/// Atomic file writing for checkpoints: a temp file created exclusively beside the target (mkstemp), filled,
+/// fsynced, renamed over the target, and the directory fsynced. A crash leaves the old file or the new one.
+enum AtomicWrite {
+    struct Sink {
+        let fd: Int32
+        let path: String
+        func write(_ raw: UnsafeRawBufferPointer) throws(CheckpointError) {
+            var done = 0
+            while done < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        func write(_ data: Data) throws(CheckpointError) {
+            let failure: CheckpointError? = data.withUnsafeBytes { raw in
+                do throws(CheckpointError) { try write(raw); return nil } catch { return error }
+            }
+            if let failure { throw failure }
+        }
+    }
+
+    static func write(to path: String, _ fill: (Sink) throws(CheckpointError) -> Void) throws(CheckpointError) {
+        let dir = (path as NSString).deletingLastPathComponent
+        var template = Array(((dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file beside it: \(String(cString: strerror(errno)))") }
+        let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fchmod(fd, 0o644)
+        do throws(CheckpointError) {
+            try fill(Sink(fd: fd, path: path))
+        } catch {
+            close(fd); unlink(tmp)
+            throw error
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced else { unlink(tmp); throw .io(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))") }
+        guard rename(tmp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw .io(path: path, reason: "rename failed: \(reason)")
+        }
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}

@@ -1,0 +1,61 @@
+/// Element types of named tensors, spelled as the safetensors format spells them.
+public enum TensorDType: String, Sendable, Codable, CaseIterable {
+    case f32 = "F32", f16 = "F16", bf16 = "BF16", u8 = "U8", i32 = "I32", i64 = "I64", u64 = "U64"
+
+    /// Bytes per element.
+    public var byteWidth: Int {
+        switch self {
+        case .u8: return 1
+        case .f16, .bf16: return 2
+        case .f32, .i32: return 4
+        case .i64, .u64: return 8
+        }
+    }
+}
+
+/// What a named tensor is for: checkpoints keep all three, federated averaging (later) only parameters.
+public enum TensorRole: String, Sendable, Codable {
+    /// Learned values (weights, biases, embedding rows).
+    case parameter
+    /// Optimizer moments and accumulators (dense Adam/Adagrad, sparse row-wise Adagrad).
+    case optimizerState
+    /// Anything else the model needs to run (quantized rows, vocabularies).
+    case buffer
+}
+
+/// A named view of live memory: `shape` elements of `dtype` at `data`. What a model's state dict lists, checkpoints
+/// write and read, and snapshots copy. The memory belongs to the owner of the state (a layer, an embedding storage,
+/// an optimizer); a view is valid while that owner lives and is not resized.
+///
+/// Names are paths (`bottom_mlp.0.weight`, `embeddings.C1.weight`, `embeddings.C1.adagrad_sum`,
+/// `optimizer.top_mlp.1.bias.exp_avg`), unique within a state dict.
+public struct StateTensor: @unchecked Sendable {
+    public var name: String
+    public var dtype: TensorDType
+    public var shape: [Int]
+    public var role: TensorRole
+    public var data: UnsafeMutableRawBufferPointer
+
+    public init(name: String, dtype: TensorDType, shape: [Int], role: TensorRole, data: UnsafeMutableRawBufferPointer) {
+        self.name = name; self.dtype = dtype; self.shape = shape; self.role = role; self.data = data
+    }
+
+    /// A float tensor over `count` elements at `pointer`.
+    public init(name: String, shape: [Int], role: TensorRole, floats pointer: UnsafeMutablePointer<Float>, count: Int) {
+        self.init(name: name, dtype: .f32, shape: shape, role: role,
+                  data: UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(pointer), count: count * 4))
+    }
+
+    /// A float tensor over a whole buffer.
+    public init(name: String, shape: [Int], role: TensorRole, buffer: AlignedBuffer<Float>) {
+        self.init(name: name, shape: shape, role: role, floats: buffer.pointer, count: buffer.count)
+    }
+
+    /// Number of elements (the product of the shape; 1 for a scalar).
+    public var elementCount: Int { shape.reduce(1, *) }
+
+    /// The data as floats (`dtype` must be f32).
+    public var floats: UnsafeMutableBufferPointer<Float> {
+        data.bindMemory(to: Float.self)
+    }
+}

@@ -1,0 +1,76 @@
+import RecKitCore
+import RecKitKernels
+
+/// A set of embedding-bag tables looked up together: each table pools one sparse feature of the batch (found by
+/// key) into its columns of an output matrix. The rows live in each table's `RowStorage`; models hold collections
+/// and never a raw table buffer.
+///
+/// Forward, per batch of B samples: every table's ids are copied into the workspace, handed to its storage
+/// (`rows(for:)`, which may rewrite them to local rows), and pooled by the table-batched kernels, all fp32 tables in
+/// one parallel region. With RecD deduplication (`Batch.deduped`), a table's U distinct bags are pooled once into a
+/// U × D scratch and expanded to the B samples through the inverse indices.
+///
+/// Backward: the output gradient (B × width) goes through the fused backward + sparse optimizer on the same ids.
+/// Deduplicated tables first sum the gradient rows of each distinct bag's copies, in sample order, then update once.
+/// For unweighted one-hot features (each distinct bag is one row) this adds the same terms in the same order as the
+/// per-sample path, so both give bit-identical rows; for multi-hot bags the order differs (equal within rounding).
+///
+/// Named state: `<prefix>.<table>.weight` [R, D] and the optimizer's `<prefix>.<table>.adagrad_sum`.
+public final class EmbeddingCollection: @unchecked Sendable {
+    public let prefix: String
+    public let specs: [EmbeddingTableSpec]
+    public let storages: [any RowStorage]
+
+    public init(prefix: String, specs: [EmbeddingTableSpec], storages: [any RowStorage]) throws(EmbeddingError) {
+        guard specs.count == storages.count else { throw .invalidSpec(prefix, "\(specs.count) specs for \(storages.count) storages") }
+        guard Set(specs.map(\.name)).count == specs.count else { throw .invalidSpec(prefix, "table names must be unique") }
+        for (s, st) in zip(specs, storages) where s.rows != st.rows || s.dim != st.dim {
+            throw .invalidSpec(s.name, "storage has \(st.rows) × \(st.dim), spec says \(s.rows) × \(s.dim)")
+        }
+        self.prefix = prefix; self.specs = specs; self.storages = storages
+    }
+
+    /// In-RAM fp32 tables, filled by `initializer`, with state for `optimizer` (nil: inference, no state).
+    public static func dense(prefix: String, specs: [EmbeddingTableSpec], optimizer: SparseOptimizerKind?,
+                             initializer: EmbeddingInitializer) throws(EmbeddingError) -> EmbeddingCollection {
+        for s in specs { try s.validate() }
+        let storages = specs.map { DenseRowStorage(rows: $0.rows, dim: $0.dim, optimizer: optimizer) }
+        if case let .uniform(seed, firstStream, bound) = initializer {
+            TableFill.uniform(storages.map(\.weights), rows: specs.map(\.rows), seed: seed, firstStream: firstStream, bound: bound)
+        }
+        return try EmbeddingCollection(prefix: prefix, specs: specs, storages: storages)
+    }
+
+    /// Read-only quantized tables of the given dtype, zeroed (to be read from a checkpoint).
+    public static func quantized(prefix: String, specs: [EmbeddingTableSpec], dtype: QuantizedDType) throws(EmbeddingError) -> EmbeddingCollection {
+        for s in specs { try s.validate() }
+        let storages = specs.map { QuantizedRowStorage(QuantizedTable(dtype: dtype, rows: $0.rows, dim: $0.dim)) }
+        return try EmbeddingCollection(prefix: prefix, specs: specs, storages: storages)
+    }
+
+    /// This collection with every fp32 table quantized to `dtype` (read-only; the fp32 rows are not kept).
+    public func quantizing(to dtype: QuantizedDType) throws(EmbeddingError) -> EmbeddingCollection {
+        var out: [any RowStorage] = []
+        for (s, st) in zip(specs, storages) {
+            guard let dense = st as? DenseRowStorage else { throw .invalidSpec(s.name, "only fp32 in-RAM tables can be quantized") }
+            out.append(QuantizedRowStorage(QuantizedTable.quantize(dense.weights.pointer, rows: s.rows, dim: s.dim, dtype: dtype)))
+        }
+        return try EmbeddingCollection(prefix: prefix, specs: specs, storages: out)
+    }
+
+    /// The quantization of the tables, nil when they are fp32.
+    public var quantization: QuantizedDType? { (storages.first as? QuantizedRowStorage)?.table.dtype }
+
+    /// The sparse optimizer the storages keep state for (nil: none, inference).
+    public var optimizer: SparseOptimizerKind? { storages.first?.optimizer }
+
+    public func makeWorkspace() -> EmbeddingWorkspace { EmbeddingWorkspace(tableCount: specs.count) }
+
+    /// Every table's tensors, `<prefix>.<name>.weight` then its optimizer state, in table order.
+    public func stateTensors() -> [StateTensor] {
+        zip(specs, storages).flatMap { $1.stateTensors(prefix: prefix + "." + $0.name) }
+    }
+
+    /// Σ D: the width the tables' pooled vectors take side by side.
+    public var totalDim: Int { specs.reduce(0) { $0 + $1.dim } }
+}

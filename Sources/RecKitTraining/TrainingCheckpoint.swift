@@ -1,0 +1,79 @@
+import Foundation
+import RecKitCheckpoint
+import RecKitCore
+import RecKitData
+import RecKitKernels
+import RecKitModels
+
+/// A training run's state in a checkpoint: the model, the dense optimizer's moments, the options used (the recipe),
+/// where training stands, and the data's schema and vocabularies (so raw rows can be scored later).
+public enum TrainingCheckpoint {
+    /// Writes everything needed to serve the model and to resume training exactly. The optimizer kinds recorded are
+    /// the ones the state was built with.
+    public static func save(model: any CTRModel, optimizer: DenseOptimizer?, options: TrainOptions, position: TrainPosition?,
+                            schema: DatasetSchema?, vocabularies: [[UInt64]] = [], rowsSeen: Int,
+                            to path: String) throws(TrainingError) {
+        var tensors = model.stateTensors()
+        if let optimizer { tensors += try optimizer.stateTensors(model.denseParameters) }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let features = schema?.sparse.map(\.name) ?? []
+        guard vocabularies.isEmpty || vocabularies.count == features.count else {
+            throw .options("\(vocabularies.count) vocabularies for \(features.count) sparse features")
+        }
+        let sparse = model.sparseOptimizer.map {
+            CheckpointMetadata.OptimizerRecord(kind: $0.rawValue, learningRate: options.sparseLearningRate, eps: 1e-8,
+                                               weightDecay: options.embeddingL2)
+        }
+        var dense = optimizer?.record
+        dense?.learningRate = options.learningRate
+        let meta = CheckpointMetadata(
+            model: model.kind, config: model.configuration.encodedJSON(), schema: schema, denseOptimizer: dense,
+            sparseOptimizer: sparse, step: position?.step ?? optimizer?.step ?? 0, seed: options.seed, rowsSeen: rowsSeen,
+            position: position.flatMap { try? enc.encode($0) }, quantization: model.quantization,
+            recipe: try? enc.encode(options.file))
+        do throws(CheckpointError) {
+            try Checkpoint.write(tensors, vocabularies: zip(features, vocabularies).map { (feature: $0, keys: $1) }, metadata: meta, to: path)
+        } catch { throw .checkpoint(error) }
+    }
+
+    /// A checkpoint opened to continue training.
+    public struct Resumed {
+        public var model: any CTRModel
+        public var optimizer: DenseOptimizer
+        public var position: TrainPosition
+        public var metadata: CheckpointMetadata
+        /// The options it was trained with (nil for checkpoints that did not record them).
+        public var recipe: TrainOptions.File?
+    }
+
+    /// Opens `path` for resuming: the model with its sparse optimizer state, the dense optimizer with its moments and
+    /// step, the position and recipe. Refuses inference-only (quantized) checkpoints and ones without a position.
+    public static func resume(_ path: String) throws(TrainingError) -> Resumed {
+        let reader: CheckpointReader
+        let model: any CTRModel
+        do throws(CheckpointError) {
+            reader = try Checkpoint.open(path)
+            model = try reader.loadModel(optimizerState: true)
+        } catch { throw .checkpoint(error) }
+        let meta = reader.metadata
+        guard let positionData = meta.position, let position = try? JSONDecoder().decode(TrainPosition.self, from: positionData) else {
+            throw .checkpoint(.invalid(path: path, reason: "__metadata__.position: missing (not a training checkpoint, cannot resume)"))
+        }
+        guard let record = meta.denseOptimizer, let kind = DenseOptimizerKind(rawValue: record.kind) else {
+            throw .checkpoint(.invalid(path: path, reason: "__metadata__.dense_optimizer: missing or unknown"))
+        }
+        let optimizer = DenseOptimizer(kind: kind, weightDecay: record.weightDecay ?? 0, eps: record.eps)
+        if let b1 = record.beta1 { optimizer.beta1 = b1 }
+        if let b2 = record.beta2 { optimizer.beta2 = b2 }
+        do {
+            // The moments must be exactly the model's: same names, same shapes (never "any length").
+            try reader.read(into: try optimizer.stateTensors(model.denseParameters)) { name in !name.hasPrefix(OptimizerStateNames.prefix) }
+        } catch let e as CheckpointError { throw .checkpoint(e) } catch let e as TrainingError { throw e } catch {
+            throw .options("\(error)")
+        }
+        optimizer.setStep(record.step ?? meta.step)
+        let recipe = meta.recipe.flatMap { try? JSONDecoder().decode(TrainOptions.File.self, from: $0) }
+        return Resumed(model: model, optimizer: optimizer, position: position, metadata: meta, recipe: recipe)
+    }
+}

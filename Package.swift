@@ -71,6 +71,8 @@ let package = Package(
             dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]
         ),
         .testTarget(name: "RecKitEmbeddingsTests", dependencies: ["RecKitEmbeddings", "RecKitModels", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
+        .testTarget(name: "RecKitCheckpointTests", dependencies: ["RecKitCheckpoint", "RecKitModels", "RecKitEmbeddings", "RecKitKernels",
+                                                                  "RecKitData", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]),
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitEmbeddings", "RecKitKernels", "RecKitCore", "RecKitTestSupport"],

@@ -24,9 +24,25 @@ public enum Checkpoint {
         }
         var crcs: [String: UInt32] = [:]
         for t in all { crcs[t.name] = reckit_crc32c(0, t.data.baseAddress, t.data.count) }
+        var meta = metadata.encoded(crcs: crcs)
+        meta[headerChecksumKey] = String(format: "%08x", headerChecksum(meta, all.map { ($0.name, $0.dtype, $0.shape) }))
         try withExtendedLifetime(buffers) { () throws(CheckpointError) in
-            try SafeTensors.write(all, metadata: metadata.encoded(crcs: crcs), to: path)
+            try SafeTensors.write(all, metadata: meta, to: path)
         }
+    }
+
+    /// The metadata key of the header checksum.
+    static let headerChecksumKey = "header_crc32c"
+
+    /// CRC-32C of the header's meaning: every metadata entry but this checksum, and every tensor's name, dtype and
+    /// shape, in sorted order. Any change to what the header says (a renamed tensor, another shape, a different step)
+    /// fails it; re-serialising the same header (key order, spaces) does not.
+    static func headerChecksum(_ metadata: [String: String], _ tensors: [(String, TensorDType, [Int])]) -> UInt32 {
+        var text = ""
+        for (k, v) in metadata.sorted(by: { $0.key < $1.key }) where k != headerChecksumKey { text += "m\u{0}\(k)\u{0}\(v)\n" }
+        for (n, d, shape) in tensors.sorted(by: { $0.0 < $1.0 }) { text += "t\u{0}\(n)\u{0}\(d.rawValue)\u{0}\(shape)\n" }
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBytes { reckit_crc32c(0, $0.baseAddress, $0.count) }
     }
 
     /// Opens `path` and validates its header (nothing large is read or allocated yet).
@@ -44,6 +60,9 @@ public final class CheckpointReader: @unchecked Sendable {
     let crcs: [String: UInt32]
     let dataStart: Int
     let fd: Int32
+    /// The header checksum matches: nothing the header says was changed after writing. Checked by every read, after
+    /// the name and shape checks (so a renamed or reordered tensor is reported by name).
+    public let headerIntact: Bool
 
     init(path: String) throws(CheckpointError) {
         self.path = path
@@ -61,6 +80,8 @@ public final class CheckpointReader: @unchecked Sendable {
                 if magic == Array("RKCKPT01".utf8) { throw CheckpointError.legacyFormat(path: path) }
             }
             let (entries, raw, dataStart) = try SafeTensors.readHeader(fd: fd, size: Int(st.st_size), path: path)
+            let stored = raw[Checkpoint.headerChecksumKey].flatMap { UInt32($0, radix: 16) }
+            headerIntact = stored == Checkpoint.headerChecksum(raw, entries.map { ($0.name, $0.dtype, $0.shape) })
             let (meta, crcs) = try CheckpointMetadata.decode(raw, path: path)
             for e in entries where crcs[e.name] == nil {
                 throw CheckpointError.tensor(path: path, name: e.name, reason: "no checksum in __metadata__.crc32c")
@@ -87,6 +108,7 @@ public final class CheckpointReader: @unchecked Sendable {
     /// Checksums are verified per tensor.
     public func read(into tensors: [StateTensor], ignoring: (String) -> Bool) throws(CheckpointError) {
         try check(tensors, ignoring: ignoring)
+        try verifyHeader()
         for t in tensors {
             let e = byName[t.name]!
             try SafeTensors.preadFully(fd, t.data, at: dataStart + e.begin, path: path, what: "tensor \(t.name)")
@@ -94,6 +116,11 @@ public final class CheckpointReader: @unchecked Sendable {
                 throw .tensor(path: path, name: t.name, reason: "checksum mismatch (the file is corrupted, or its tensors were renamed or reordered)")
             }
         }
+    }
+
+    /// Throws unless the header checksum matches.
+    public func verifyHeader() throws(CheckpointError) {
+        guard headerIntact else { throw .invalid(path: path, reason: "header: checksum mismatch (the header was changed after it was written)") }
     }
 
     /// The checks of `read` without reading: names, dtypes and shapes.
@@ -115,6 +142,7 @@ public final class CheckpointReader: @unchecked Sendable {
 
     /// The vocabularies of `features` (empty when the checkpoint has none).
     public func vocabularies(features: [String]) throws(CheckpointError) -> [[UInt64]] {
+        try verifyHeader()
         let names = features.map(OptimizerStateNames.vocabulary)
         guard names.contains(where: { byName[$0] != nil }) else { return [] }
         var out: [[UInt64]] = []

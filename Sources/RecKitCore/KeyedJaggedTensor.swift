@@ -42,14 +42,24 @@ public struct KeyedJaggedTensor: Sendable, Equatable {
         guard Set(keys).count == keys.count else { throw ShapeError("keyed jagged tensor: duplicate keys in \(keys)") }
         let b = batchSize
         for f in 0..<keys.count {
-            let o = offsets[f]
-            guard o.count == b + 1 else { throw ShapeError("feature \(keys[f]): \(o.count) offsets, expected B + 1 = \(b + 1)") }
-            guard o[0] == 0 else { throw ShapeError("feature \(keys[f]): offsets[0] = \(o[0]), expected 0") }
-            for i in 0..<b where o[i + 1] < o[i] {
-                throw ShapeError("feature \(keys[f]): offsets decrease at sample \(i) (\(o[i]) → \(o[i + 1]))")
+            let count = offsets[f].count
+            guard count == b + 1 else { throw ShapeError("feature \(keys[f]): \(count) offsets, expected B + 1 = \(b + 1)") }
+            // One pass over the offsets without bounds checks: the first offset is 0, none decreases.
+            let bad: Int? = offsets[f].withUnsafeBufferPointer { o in
+                if o[0] != 0 { return 0 }
+                var i = 1
+                while i <= b {
+                    if o[i] < o[i - 1] { return i }
+                    i += 1
+                }
+                return nil
             }
-            guard Int(o[b]) == values[f].count else {
-                throw ShapeError("feature \(keys[f]): last offset \(o[b]) ≠ \(values[f].count) ids")
+            if let i = bad {
+                throw ShapeError(i == 0 ? "feature \(keys[f]): offsets[0] = \(offsets[f][0]), expected 0"
+                                        : "feature \(keys[f]): offsets decrease at sample \(i - 1) (\(offsets[f][i - 1]) → \(offsets[f][i]))")
+            }
+            guard Int(offsets[f][b]) == values[f].count else {
+                throw ShapeError("feature \(keys[f]): last offset \(offsets[f][b]) ≠ \(values[f].count) ids")
             }
             guard weights[f].isEmpty || weights[f].count == values[f].count else {
                 throw ShapeError("feature \(keys[f]): \(weights[f].count) weights for \(values[f].count) ids")

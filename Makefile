@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 RECKIT := .build/release/reckit
 
-.PHONY: setup build demo test test-reference bench clean
+.PHONY: setup build demo test test-tools bench clean
 
 setup:
 	scripts/bootstrap.sh
@@ -15,11 +15,17 @@ build: setup
 demo: build
 	$(RECKIT) demo
 
-# The suite, then the dispatch-level suites again with the reference kernels forced (RECKIT_KERNELS), so both
-# paths of every `Kernels.*` entry point run in CI.
-test: setup
+# Optional Python tools for interoperability tests (skipped, and reported as skipped, when they cannot be installed).
+test-tools:
+	scripts/test-tools.sh
+
+# The whole suite on the optimized kernels, then again with the reference kernels forced (RECKIT_KERNELS=reference)
+# for: the dispatch tests, the pre-refactor loss trajectories, the PyTorch golden fixtures, every model's
+# finite-difference gradients, RecD dedup, and the serving suites (routes, batching, reload, quantized models).
+REFERENCE_SUITES := RuntimeTests|TrajectoryTests|GoldenFixtureTests|DLRMGradientTests|DCNv2GradientTests|FMGradientTests|EmbeddingCollectionTests|DedupTrainingTests|ServerTests|EngineLifecycleTests|QuantizedServingTests
+test: setup test-tools
 	swift test
-	RECKIT_KERNELS=reference swift test --skip-build --filter 'RuntimeTests'
+	RECKIT_KERNELS=reference swift test --skip-build --filter '$(REFERENCE_SUITES)'
 
 bench: build
 	$(RECKIT) bench kernels

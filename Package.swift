@@ -1,19 +1,46 @@
 // swift-tools-version:6.0
-// RecKit: a CPU recommendation engine. Module graph (one-way):
-//   RecKitCore ← RecKitKernels ← RecKitBenchmarks ← reckit (CLI);  RecKitCore ← RecKitData ← reckit
-//   CRecKitShims, CBLAS, CDNNL: thin C / system-library targets used only by RecKitKernels (CDNNL: oneDNN bf16, dlopen'ed).
+// RecKit: a CPU recommendation engine. The module graph is the `modules` table below (one-way dependencies);
+// README.md's module map is generated from it, and a test fails when the two differ.
 import PackageDescription
+
+// RecKit builds on Linux only: it uses Glibc, and Debian's OpenBLAS, oneDNN and Open MPI (scripts/bootstrap.sh).
+#if !os(Linux)
+fatalError("RecKit builds on Linux only (Glibc; Debian's OpenBLAS and oneDNN): see README.md")
+#endif
+
+/// Every RecKit library module with the RecKit modules it depends on (lower layers first) and its external
+/// dependencies (package products). Each one is also a product other packages can depend on.
+let modules: [(name: String, dependencies: [String], external: [String])] = [
+    ("RecKitCore", [], []),
+    ("RecKitKernels", ["RecKitCore", "CRecKitShims", "CBLAS", "CDNNL"], []),
+    ("RecKitEmbeddings", ["RecKitCore", "RecKitKernels"], []),
+    ("RecKitData", ["RecKitCore", "CRecKitShims"], []),
+    ("RecKitCarbon", [], []),
+    ("RecKitModels", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], []),
+    ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
+    ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "CRecKitShims"], []),
+    ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitCheckpoint"], []),
+    ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
+    ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
+                          "RecKitServer"], ["Logging"]),
+]
+
+/// The package each external product comes from.
+let externalPackage = [
+    "Hummingbird": "hummingbird", "HummingbirdTesting": "hummingbird", "Metrics": "swift-metrics", "Prometheus": "swift-prometheus",
+    "ServiceLifecycle": "swift-service-lifecycle", "Logging": "swift-log", "ArgumentParser": "swift-argument-parser",
+]
+
+func dependencies(_ local: [String], _ external: [String]) -> [Target.Dependency] {
+    local.map { .target(name: $0) } + external.map { .product(name: $0, package: externalPackage[$0]!) }
+}
 
 /// Release builds get `-target-cpu` from `scripts/build.sh` on the command line, never here:
 /// `unsafeFlags` would forbid using RecKit as a dependency, and plain `swift build`/`swift test` must work.
 let package = Package(
     name: "RecKit",
-    platforms: [.macOS(.v15)],
-    products: [
-        .executable(name: "reckit", targets: ["reckit"]),
-        .library(name: "RecKitCore", targets: ["RecKitCore"]),
-        .library(name: "RecKitKernels", targets: ["RecKitKernels"]),
-    ],
+    products: [.executable(name: "reckit", targets: ["reckit"])]
+        + modules.map { .library(name: $0.name, targets: [$0.name]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -23,53 +50,19 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        .target(name: "RecKitCore", exclude: ["README.md"]),
+        // Thin C / system-library targets, used only where named in `modules`.
         .target(name: "CRecKitShims", exclude: ["README.md"]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CDNNL", exclude: ["README.md"], linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "RecKitKernels", dependencies: ["RecKitCore", "CRecKitShims", "CBLAS", "CDNNL"], exclude: ["README.md"]),
-        .target(name: "RecKitEmbeddings", dependencies: ["RecKitCore", "RecKitKernels"], exclude: ["README.md"]),
-        .target(name: "RecKitData", dependencies: ["RecKitCore", "CRecKitShims"], exclude: ["README.md"]),
-        .target(name: "RecKitCarbon", exclude: ["README.md"]),
-        .target(name: "RecKitModels", dependencies: ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], exclude: ["README.md"]),
-        .target(name: "RecKitCheckpoint", dependencies: ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"],
-                exclude: ["README.md"]),
-        .target(name: "RecKitTraining", dependencies: ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "CRecKitShims"],
-                exclude: ["README.md"]),
-        // Serving: batching, preprocessing and the inference thread (no HTTP), then the Hummingbird server on top.
-        .target(name: "RecKitServing", dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitCheckpoint"],
-                exclude: ["README.md"]),
-        .target(
-            name: "RecKitServer",
-            dependencies: ["RecKitServing", "RecKitCarbon",
-                           .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Metrics", package: "swift-metrics"),
-                           .product(name: "Prometheus", package: "swift-prometheus"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                           .product(name: "Logging", package: "swift-log")],
-            exclude: ["README.md"]
-        ),
-        .target(
-            name: "RecKitBenchmarks",
-            dependencies: ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon",
-                           "RecKitServing", "RecKitServer", .product(name: "Logging", package: "swift-log")],
-            exclude: ["README.md"]
-        ),
+    ] + modules.map { .target(name: $0.name, dependencies: dependencies($0.dependencies, $0.external), exclude: ["README.md"]) } + [
         .executableTarget(
             name: "reckit",
-            dependencies: [
-                "RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels", "RecKitTraining",
-                "RecKitServing", "RecKitServer",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
+                                        "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"], ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
         .testTarget(name: "RecKitCoreTests", dependencies: ["RecKitCore", "RecKitTestSupport"]),
-        .testTarget(
-            name: "RecKitKernelsTests",
-            dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]
-        ),
+        .testTarget(name: "RecKitKernelsTests", dependencies: ["RecKitKernels", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]),
         .testTarget(name: "RecKitEmbeddingsTests", dependencies: ["RecKitEmbeddings", "RecKitModels", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCheckpointTests", dependencies: ["RecKitCheckpoint", "RecKitModels", "RecKitEmbeddings", "RecKitKernels",
                                                                   "RecKitData", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]),
@@ -82,8 +75,8 @@ let package = Package(
                                                                 "RecKitKernels", "RecKitCore", "RecKitTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
-        .testTarget(name: "RecKitServingTests", dependencies: ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels", "RecKitEmbeddings", "RecKitCheckpoint",
-                                                               "RecKitTraining", "RecKitCore", "RecKitKernels", "RecKitTestSupport",
-                                                               .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "RecKitServingTests", dependencies: dependencies(
+            ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels", "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitCore",
+             "RecKitKernels", "RecKitTestSupport"], ["HummingbirdTesting"])),
     ]
 )

@@ -58,7 +58,8 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"], ["ArgumentParser", "Logging"])
+                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"],
+                                       ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
         .testTarget(name: "RecKitCoreTests", dependencies: ["RecKitCore", "RecKitTestSupport"]),

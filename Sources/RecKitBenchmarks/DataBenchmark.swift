@@ -62,6 +62,7 @@ public struct DataBenchmark {
         }
         let size = Double((try fm.attributesOfItem(atPath: input))[.size] as? Int ?? 0)
         var o = ConvertOptions(format: .criteo, inputs: [input], output: config.workDirectory + "/reckit-shards")
+        o.overwrite = true
         o.maxIndRange = config.maxIndRange
         log("reckit data convert (hash mode, max-ind-range \(config.maxIndRange)) …")
         let rss0 = BenchTiming.peakRSSMiB()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RecKitBenchmarks
 import RecKitCarbon
+import RecKitData
 import RecKitKernels
 
 struct Bench: ParsableCommand {
@@ -90,7 +91,11 @@ struct BenchData: ParsableCommand {
         let log = CLILog.logger("reckit.bench")
         let run = try CarbonRun(command: "bench data", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
         defer { run.finish() }
-        var c = DataBenchmark.Config(workDirectory: workDir ?? NSTemporaryDirectory() + "reckit-bench-data")
+        let scratch = try workDir ?? CLIError.onDataError(code: 73) { () throws(DataError) in
+            try DatasetStaging.makeTemporaryDirectory(in: "/tmp", prefix: "reckit-bench-data")
+        }
+        defer { if workDir == nil { try? FileManager.default.removeItem(atPath: scratch) } }
+        var c = DataBenchmark.Config(workDirectory: scratch)
         c.sizeMB = max(1, sizeMB)
         c.input = input
         c.python = python
@@ -212,7 +217,9 @@ struct BenchServe: AsyncParsableCommand {
     func run() async throws {
         let log = CLILog.logger("reckit.bench")
         try CLILog.checkEnvironment(log)
-        let dir = workDir ?? NSTemporaryDirectory() + "reckit-bench-serve-\(getpid())"
+        let dir = try workDir ?? CLIError.onDataError(code: 73) { () throws(DataError) in
+            try DatasetStaging.makeTemporaryDirectory(in: "/tmp", prefix: "reckit-bench-serve")
+        }
         var c = ServeBenchmark.Config(workDir: dir, peerScript: "benchmarks/pytorch/serve_peer.py")
         c.modelPath = model
         c.connections = max(1, connections)

@@ -1,5 +1,11 @@
 import ArgumentParser
 import Foundation
+import RecKitCheckpoint
+import RecKitData
+import RecKitEmbeddings
+import RecKitModels
+import RecKitServing
+import RecKitTraining
 
 // Typed failures become one clear line on stderr and a specific exit code; everything else goes through
 // ArgumentParser (usage errors exit 64, other errors 1).
@@ -14,11 +20,26 @@ func runParsedCommand() async throws {
     }
 }
 
+/// A typed failure the commands did not map themselves becomes one line and the input-error code (65): a bad file
+/// or option is never "Error:" with exit 1.
+func inputError(_ error: Error) -> CLIError? {
+    switch error {
+    case let e as DataError: return CLIError(message: e.description, code: 65)
+    case let e as TrainingError: return CLIError.training(e)
+    case let e as CheckpointError: return CLIError(message: e.description, code: 65)
+    case let e as ModelError: return CLIError(message: e.description, code: 65)
+    case let e as RequestError: return CLIError(message: e.description, code: 65)
+    case let e as EmbeddingError: return CLIError(message: e.description, code: 65)
+    default: return nil
+    }
+}
+
 do {
     try await runParsedCommand()
-} catch let e as CLIError {
-    FileHandle.standardError.write(Data("reckit: error: \(e.message)\n".utf8))
-    exit(e.code)
 } catch {
+    if let e = (error as? CLIError) ?? inputError(error) {
+        FileHandle.standardError.write(Data("reckit: error: \(e.message)\n".utf8))
+        exit(e.code)
+    }
     RecKitCommand.exit(withError: error)
 }

@@ -74,8 +74,8 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     deinit {
-        stopping.store(true, ordering: .releasing)
-        generation.add(1, ordering: .releasing)
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
         pthread_mutex_lock(mutex)
         pthread_cond_broadcast(cond)
         pthread_mutex_unlock(mutex)
@@ -108,8 +108,12 @@ public final class ThreadPool: @unchecked Sendable {
             jobCount = count
             nextTask.store(0, ordering: .relaxed)
             pending.store(workers.count, ordering: .relaxed)
-            generation.add(1, ordering: .releasing)
-            if sleepers.load(ordering: .acquiring) > 0 {
+            // Sequentially consistent on both sides of the sleep handshake (Dekker): the caller publishes the new
+            // generation, then reads `sleepers`; a worker going to sleep counts itself in `sleepers`, then re-reads the
+            // generation. With acquire/release alone each side may read the other's old value and the wake-up is lost
+            // (x86's locked add happens to be a full fence; weaker memory models do not give that).
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(mutex)
                 pthread_cond_broadcast(cond)
                 pthread_mutex_unlock(mutex)
@@ -179,9 +183,9 @@ public final class ThreadPool: @unchecked Sendable {
                     sched_yield()
                 } else {
                     pthread_mutex_lock(mutex)
-                    sleepers.add(1, ordering: .relaxed)
-                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(cond, mutex) }
-                    sleepers.subtract(1, ordering: .relaxed)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen { pthread_cond_wait(cond, mutex) }
+                    sleepers.subtract(1, ordering: .sequentiallyConsistent)
                     pthread_mutex_unlock(mutex)
                 }
                 current = generation.load(ordering: .acquiring)

@@ -169,3 +169,34 @@ struct CheckpointTests {
         #expect(e.contains(out), "\(e)")
     }
 }
+
+@Suite("File mutation fuzz: checkpoints")
+struct CheckpointMutationTests {
+    @Test("every byte of a checkpoint's header (length and JSON), mutated 5 ways: refused (typed, naming the file) or equal")
+    func header() throws {
+        let (path, model) = try smallCheckpoint("mutate", sizes: [3, 4, 5])
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let n = Int(good.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        let out = path + ".m"
+        var tried = 0, refused = 0
+        let expected = model.stateTensors().map { Array($0.data) }
+        for p in 0..<(8 + n) {
+            for f in [{ (x: UInt8) in x ^ 0x01 }, { x in x ^ 0x20 }, { _ in UInt8(ascii: "9") }, { _ in 0 }, { x in x ^ 0x80 }] {
+                var b = good
+                b[p] = f(b[p])
+                if b == good { continue }
+                try Data(b).write(to: URL(fileURLWithPath: out))
+                tried += 1
+                do {
+                    let m = try Checkpoint.open(out).loadModel(optimizerState: true)
+                    #expect(m.stateTensors().map { Array($0.data) } == expected, "mutation at byte \(p) loaded different tensors")
+                } catch {
+                    refused += 1
+                    #expect(error.description.contains(out), "\(error)")
+                }
+            }
+        }
+        #expect(tried >= 9_000, "\(tried) mutated headers")
+        print("checkpoint mutation fuzz: \(tried) files, \(refused) refused with a typed error, \(tried - refused) equal to the original")
+    }
+}

@@ -111,7 +111,8 @@ enum RequestJSON {
             case UInt8(ascii: "n"):
                 if literal("null") { return .null }
             case UInt8(ascii: "N"), UInt8(ascii: "I"):
-                throw fail("JSON has no NaN or Infinity")
+                // Not JSON (Foundation refuses it too), but a value mistake rather than a syntax one: 422.
+                throw RequestError(.invalid, "non-finite number at byte \(i): JSON has no NaN or Infinity")
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
                 return try number()
             default:
@@ -126,7 +127,7 @@ enum RequestJSON {
             if b[i] == UInt8(ascii: "-") {
                 negative = true
                 i += 1
-                if i < b.count, b[i] == UInt8(ascii: "I") { throw fail("JSON has no Infinity") }
+                if i < b.count, b[i] == UInt8(ascii: "I") { throw RequestError(.invalid, "non-finite number at byte \(start): JSON has no Infinity") }
             }
             if i + 1 < b.count, b[i] == UInt8(ascii: "0"), b[i + 1] >= 48, b[i + 1] <= 57 { throw fail("a number has no leading zeros") }
             var v: Int64 = 0, overflow = false, digits = 0
@@ -157,7 +158,9 @@ enum RequestJSON {
             }
             if !isFloat && !overflow { return .integer(negative ? -v : v) }
             let text = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
-            guard let d = Double(text), d.isFinite else { throw fail("number \(text.prefix(40)) is out of range") }
+            guard let d = Double(text), d.isFinite else {
+                throw RequestError(.invalid, "non-finite number at byte \(start): \(text.prefix(40)) is beyond Double's range")
+            }
             return .number(d)
         }
 

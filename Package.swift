@@ -78,6 +78,6 @@ let package = Package(
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
         .testTarget(name: "RecKitServingTests", dependencies: dependencies(
             ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels", "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitCore",
-             "RecKitKernels", "RecKitTestSupport"], ["HummingbirdTesting"])),
+             "RecKitKernels", "RecKitBenchmarks", "RecKitTestSupport"], ["HummingbirdTesting"])),
     ]
 )

@@ -26,6 +26,9 @@ public struct ServeBenchmark {
         public var threads = 2
         public var python: String?
         public var peerScript: String
+        /// Also measure single-row p99 under hostile load (`HostileLoadReport`), with `hostileConnections` well-formed connections.
+        public var hostile = false
+        public var hostileConnections = 8
         public init(workDir: String, peerScript: String) { self.workDir = workDir; self.peerScript = peerScript }
     }
 
@@ -55,12 +58,14 @@ public struct ServeBenchmark {
         public var maxWaitMicros: Int
         public var modelVersion: String
         public var machine: MachineInfo
+        public var hostile: HostileLoadReport?
 
         enum CodingKeys: String, CodingKey {
             case qps, errors, ratio, scenarios, connections, seconds, machine
             case p50Ms = "p50_ms", p99Ms = "p99_ms", p999Ms = "p999_ms"
             case pythonQPS = "python_qps", pythonP99Ms = "python_p99_ms", pythonError = "python_error"
             case maxBatch = "max_batch", maxWaitMicros = "max_wait_us", modelVersion = "model_version"
+            case hostile
         }
 
         /// Every key is present; an absent peer result is an explicit null (the JSON contract).
@@ -74,6 +79,7 @@ public struct ServeBenchmark {
             try c.encode(seconds, forKey: .seconds); try c.encode(maxBatch, forKey: .maxBatch)
             try c.encode(maxWaitMicros, forKey: .maxWaitMicros); try c.encode(modelVersion, forKey: .modelVersion)
             try c.encode(machine, forKey: .machine)
+            try c.encode(hostile, forKey: .hostile)
         }
     }
 
@@ -106,6 +112,15 @@ public struct ServeBenchmark {
             let r = await Self.load(port: port, requests: requests, rows: rows, c)
             logger.info("RecKit \(name): \(Int(r.qps)) req/s, p99 \(String(format: "%.2f", r.p99Ms)) ms, \(r.errors) errors")
             results.append(Scenario(name: name, reckit: r))
+        }
+        var hostile: HostileLoadReport?
+        if c.hostile {
+            var rng3 = SeededRandom(seed: 8)
+            let single = (0..<16).map { _ in HTTPLoad.request(path: "/v1/predict", body: Self.body(rows: 1, rng: &rng3), contentType: "application/json") }
+            let h = await Self.hostile(port: port, single: single, connections: c.hostileConnections, seconds: c.seconds, warmup: c.warmup,
+                                       maxBodyBytes: o.maxBodyBytes)
+            logger.info("hostile: \(h.hostileSent) malformed requests \(h.hostileStatuses), p99 \(String(format: "%.2f", h.p99UnloadedMs)) → \(String(format: "%.2f", h.p99LoadedMs)) ms, server up: \(h.serverUp)")
+            hostile = h
         }
         serverTask.cancel()
         _ = try? await serverTask.value
@@ -152,7 +167,7 @@ public struct ServeBenchmark {
                       pythonP99Ms: head.python?.p99Ms, pythonError: pythonError, ratio: head.qpsRatio, scenarios: results,
                       connections: c.connections, seconds: c.seconds, maxBatch: c.maxBatch, maxWaitMicros: c.maxWaitMicros,
                       modelVersion: server.engine.model.version,
-                      machine: MachineInfo.current(isa: "", openblasCore: nil))
+                      machine: MachineInfo.current(isa: "", openblasCore: nil), hostile: hostile)
     }
 
     static func load(port: Int, requests: [[UInt8]], rows: Int, _ c: Config) async -> HTTPLoad.Result {

@@ -210,6 +210,10 @@ struct BenchServe: AsyncParsableCommand {
     var python: String?
     @Flag(name: .customLong("skip-python"), help: "Measure RecKit only.")
     var skipPython = false
+    @Flag(name: .long, help: "Also measure single-row p99 while malformed requests and slow clients hit the server.")
+    var hostile = false
+    @Option(name: .customLong("hostile-connections"), help: "Well-formed connections in the hostile scenario (default 8).")
+    var hostileConnections = 8
     @Option(name: .customLong("work-dir"), help: "Where the generated model goes (default: a temp directory).")
     var workDir: String?
     @OptionGroup var common: CommonOptions
@@ -227,6 +231,8 @@ struct BenchServe: AsyncParsableCommand {
         c.maxBatch = max(1, maxBatch)
         c.maxWaitMicros = max(0, maxWaitMicros)
         c.threads = common.resolvedThreads
+        c.hostile = hostile
+        c.hostileConnections = max(1, hostileConnections)
         if !skipPython {
             let candidate = python ?? "benchmarks/pytorch/.venv/bin/python"
             if FileManager.default.isExecutableFile(atPath: candidate) && FileManager.default.fileExists(atPath: c.peerScript) {
@@ -243,5 +249,10 @@ struct BenchServe: AsyncParsableCommand {
                          s.reckit.errors, py, s.qpsRatio.map { String(format: "%.1f×", $0) } ?? "n/a"))
         }
         if let e = r.pythonError { print("python: \(e)") }
+        if let h = r.hostile {
+            print(String(format: "hostile: %d malformed requests (%@) and %d slow clients; single-row p99 %.2f ms alone, %.2f ms under them (%.2f×), %d errors; server up: %@",
+                         h.hostileSent, h.hostileStatuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "),
+                         h.slowClients, h.p99UnloadedMs, h.p99LoadedMs, h.p99Ratio, h.errors, h.serverUp ? "yes" : "no"))
+        }
     }
 }

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import RecKitBenchmarks
 import RecKitCore
 import RecKitData
 import RecKitEmbeddings
@@ -213,5 +214,32 @@ struct ServingReliabilityTests {
         }
         let empties = "{\"rows\": [" + Array(repeating: "{}", count: 101).joined(separator: ",") + "]}"
         do { _ = try limited.prepareJSON(Array(empties.utf8)); Issue.record("101 rows accepted") } catch { #expect(error.status == 413) }
+    }
+}
+
+@Suite("Hostile requests", .serialized)
+struct HostileRequestTests {
+    @Test("≥ 200 malformed bodies: each gets a 4xx with a precise message; the server keeps serving well-formed requests")
+    func corpus() async throws {
+        let (server, _) = try makeServer(maxBodyBytes: 8 << 20, maxRows: 1_000)
+        defer { server.finish() }
+        let corpus = HostileRequests.corpus(maxBodyBytes: 8 << 20, maxRows: 1_000)
+        #expect(corpus.count >= 200)
+        let good = ServingFixtures.jsonRows(ServingFixtures.tsvLines(2))
+        let statuses = try await server.makeApplication().test(.router) { client in
+            var statuses: [Int: Int] = [:]
+            for r in corpus {
+                let resp = try await client.execute(uri: "/v1/predict", method: .post, headers: [.contentType: r.contentType], body: ByteBuffer(bytes: r.body))
+                let status = Int(resp.status.code)
+                statuses[status, default: 0] += 1
+                #expect((400..<500).contains(status), "\(r.name): \(status) \(text(resp).prefix(200))")
+                let message = (object(resp)["error"] as? [String: Any])?["message"] as? String ?? ""
+                #expect(message.count > 10, "\(r.name): no precise message (\(text(resp).prefix(120)))")
+                let ok = try await client.execute(uri: "/v1/predict", method: .post, headers: jsonHeaders, body: ByteBuffer(string: good))
+                #expect(ok.status == .ok, "after \(r.name) the server no longer serves")
+            }
+            return statuses
+        }
+        print("hostile corpus: \(corpus.count) malformed requests, statuses \(statuses.sorted { $0.key < $1.key }), every one followed by a well-formed 200")
     }
 }

@@ -59,6 +59,9 @@ public struct ModelBenchmark {
         public var dedupFactor: Double
         /// Embedding forward + backward (with the sparse optimizer), ms per batch.
         public var embeddingMs: Double
+        /// With bf16: the layers the probe put in bf16, and bf16 GEMMs that fell back to the reference loops.
+        public var bf16Layers: [String]
+        public var bf16FallbackGEMMs: Int
 
         enum CodingKeys: String, CodingKey {
             case mode, phases, threads, precision, distribution, optimizer, machine
@@ -77,6 +80,8 @@ public struct ModelBenchmark {
             case dedup
             case dedupFactor = "dedup_factor"
             case embeddingMs = "embedding_ms"
+            case bf16Layers = "bf16_layers"
+            case bf16FallbackGEMMs = "bf16_fallback_gemms"
         }
     }
 
@@ -116,6 +121,9 @@ public struct ModelBenchmark {
         if !c.train { model.prepareForInference() }
         let workspace = model.makeWorkspace(maxBatch: c.batch)
         let pool = ThreadPool(threads: c.threads)
+        let plan = c.precision == .bf16 ? model.planPrecision(batch: c.batch, training: c.train, pool: pool) : []
+        if !plan.isEmpty { log("mixed precision (probed on this CPU): " + describePrecisionPlan(plan)) }
+        let fallbacksBefore = BF16Runtime.fallbackGEMMs
         let dense = DenseOptimizer(kind: sgd ? .sgd : .adagrad)
         let update = SparseUpdate(optimizer: sgd ? .sgd : .rowWiseAdagrad, learningRate: 0.01)
         if batches.isEmpty {
@@ -185,7 +193,8 @@ public struct ModelBenchmark {
                       tableRows: tables.reduce(0, +), mlpGflops: mlpGF,
                       latencyP50Ms: BenchTiming.quantile(latencies, 0.5) * 1e3, latencyP99Ms: BenchTiming.quantile(latencies, 0.99) * 1e3, sgemmCeilingGflops: ceiling,
                       mlpVsSgemmCeiling: ceiling.map { mlpGF / $0 }, machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName),
-                      dedup: c.dedup, dedupFactor: c.dedup ? dedupFactor : 1, embeddingMs: embeddingMs)
+                      dedup: c.dedup, dedupFactor: c.dedup ? dedupFactor : 1, embeddingMs: embeddingMs,
+                      bf16Layers: plan.filter { $0.precision == .bf16 }.map(\.layer), bf16FallbackGEMMs: BF16Runtime.fallbackGEMMs - fallbacksBefore)
     }
 
     /// GEMM FLOPs of both MLPs per batch: 2·B·K·N per layer forward; backward adds dW (same) and dX (same, except

@@ -43,6 +43,8 @@ public final class Trainer {
     public private(set) var phaseSeconds: [TrainingPhase: Double] = [:]
     /// Time every phase (off by default: two clock reads per phase).
     public var timesPhases = false
+    /// With bf16 requested: each MLP layer's precision, chosen by a probe on this CPU (bf16 only where it is faster).
+    public let precisionPlan: [(layer: String, shape: String, precision: Precision)]
     /// Early-stopping snapshots written so far (each spilled to a file, removed at the end).
     public private(set) var snapshotsWritten = 0
 
@@ -60,6 +62,7 @@ public final class Trainer {
         self.pool = pool
         self.position = position
         model.precision = options.precision
+        precisionPlan = options.precision == .bf16 ? model.planPrecision(batch: options.batchSize, training: true, pool: pool) : []
         workspace = model.makeWorkspace(maxBatch: options.batchSize)
         try optimizer.prepare(model.denseParameters)
     }

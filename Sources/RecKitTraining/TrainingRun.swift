@@ -106,6 +106,7 @@ public struct TrainingRun {
                                   position: resumed?.position ?? TrainPosition())
         let (train, validation) = Self.sources(ds, options: o)
         let trainRows = train.rowCount
+        if !trainer.precisionPlan.isEmpty { log?("mixed precision (probed on this CPU): " + describePrecisionPlan(trainer.precisionPlan)) }
         log?("training \(model.rawValue) on \(trainRows) rows (validation \(ds.manifest.rows - trainRows)), batch \(o.batchSize), \(o.denseOptimizer.rawValue) + \(o.sparseOptimizer.rawValue), seed \(o.seed)")
         let outputDir = (output as NSString).deletingLastPathComponent
         var report = try trainer.fit(train: train, validation: validation, snapshotDirectory: outputDir.isEmpty ? "." : outputDir,
@@ -113,6 +114,9 @@ public struct TrainingRun {
         try TrainingCheckpoint.save(model: m, optimizer: trainer.optimizer, options: o, position: report.position, schema: ds.schema,
                                     vocabularies: vocabularies, rowsSeen: (resumed?.metadata.rowsSeen ?? 0) + report.rowsTrained, to: output)
         report.checkpoint = output
+        if BF16Runtime.fallbackGEMMs > 0 {
+            log?("warning: \(BF16Runtime.fallbackGEMMs) bf16 GEMMs ran on the slow reference loops (oneDNN: \(BF16Runtime.status))")
+        }
         return Outcome(report: report, options: o, skippedRows: temporary?.report.skipped ?? 0,
                        firstSkipped: temporary?.report.errors.first, trainer: trainer)
     }

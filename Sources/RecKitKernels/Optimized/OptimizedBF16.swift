@@ -58,7 +58,10 @@ enum OptimizedBF16 {
             if !g.accumulate { for i in 0..<g.m { (g.c + i * g.ldc).update(repeating: 0, count: g.n) } }
             return
         }
-        guard BF16Runtime.isAvailable, BF16Runtime.gemm(g) == 0 else { return ReferenceBF16.gemm(g) }
+        guard BF16Runtime.isAvailable, BF16Runtime.gemm(g) == 0 else {
+            BF16Runtime.countFallback()
+            return ReferenceBF16.gemm(g)
+        }
     }
 
     /// Row blocks for a GEMM with `m` rows: one per thread when the work is worth splitting (each block re-packs

@@ -1,4 +1,5 @@
 import CDNNL
+import Synchronization
 
 /// oneDNN's bf16 matmul (AMX tiles or AVX512-BF16 dot products, fp32 accumulation), loaded on first use.
 ///
@@ -17,6 +18,12 @@ public enum BF16Runtime {
     public static var isAvailable: Bool { reckit_dnnl_load() == 1 }
     /// "oneDNN 2.6.3, avx512_core_amx", or why bf16 is unavailable.
     public static var status: String { String(cString: reckit_dnnl_status()) }
+
+    /// bf16 GEMMs that ran on the reference loops because oneDNN was missing or refused them (slow: reported, never
+    /// silent). `reckit` warns with this count after a run; benchmarks report it.
+    public static var fallbackGEMMs: Int { fallbacks.load(ordering: .relaxed) }
+    static let fallbacks = Atomic<Int>(0)
+    static func countFallback() { fallbacks.add(1, ordering: .relaxed) }
 
     /// C (m×n, fp32) = op(A)·op(B) (+ C), bf16 inputs. Returns a oneDNN status (0 = success).
     @inline(__always)

@@ -27,8 +27,11 @@ public final class Linear: @unchecked Sendable {
     public let bias: AlignedBuffer<Float>
     public let gradWeight: AlignedBuffer<Float>
     public let gradBias: AlignedBuffer<Float>
-    /// fp32, or bf16 mixed precision for the GEMMs (fp32 master weights; see `Precision`).
-    public var precision: Precision = .fp32
+    /// The requested precision: fp32, or bf16 mixed precision for the GEMMs (fp32 master weights; see `Precision`).
+    /// With bf16 requested, `plan` may keep the layer fp32 where bf16 is not faster on this CPU.
+    public var precision: Precision = .fp32 { didSet { planned = [:] } }
+    /// The precision the probe chose per batch-size bucket (bf16 requested only); unplanned buckets run as requested.
+    private var planned: [Int: Precision] = [:]
     /// W laid out for the fp32 forward (`Kernels.packLinearWeight`) while the weights are frozen for inference;
     /// nil otherwise (the forward then packs W per call). Dropped by `backward`, the first step of any update.
     public private(set) var packedWeight: AlignedBuffer<Float>?
@@ -54,10 +57,25 @@ public final class Linear: @unchecked Sendable {
     public func forward(_ input: MatrixView, _ output: MatrixView, scratch: BF16Scratch, pool: ThreadPool) throws(KernelError) {
         let args = LinearForwardArguments(input: input, weight: weight.pointer, bias: bias.pointer, output: output,
                                           activation: activation, packedWeight: packedWeight.map { UnsafePointer($0.pointer) })
-        switch precision {
+        switch effectivePrecision(batch: input.rows) {
         case .fp32: try Kernels.linearForward(args, pool: pool)
         case .bf16: try Kernels.linearForwardBF16(args, scratch: scratch, pool: pool)
         }
+    }
+
+    /// The precision a batch of `batch` rows runs in.
+    @inline(__always) public func effectivePrecision(batch: Int) -> Precision {
+        precision == .fp32 ? .fp32 : planned[BF16Probe.bucket(batch)] ?? .bf16
+    }
+
+    /// With bf16 requested: asks `probe` whether bf16 beats fp32 for this layer at `batch` rows (forward, plus backward
+    /// when `training`) and records the answer for that batch size. Returns the precision the layer will run in.
+    @discardableResult
+    public func plan(batch: Int, training: Bool, pool: ThreadPool, probe: BF16Probe = .shared) -> Precision {
+        guard precision == .bf16 else { return .fp32 }
+        let choice: Precision = probe.prefersBF16(m: batch, k: inFeatures, n: outFeatures, training: training, pool: pool) ? .bf16 : .fp32
+        planned[BF16Probe.bucket(batch)] = choice
+        return choice
     }
 
     /// From gradOutput (B × N, overwritten by dZ): accumulates dW, db; writes dX (B × K) when asked. `scratch` must
@@ -68,7 +86,7 @@ public final class Linear: @unchecked Sendable {
         let args = LinearBackwardArguments(
             input: input, weight: weight.pointer, output: output, gradOutput: gradOutput, gradInput: gradInput,
             gradWeight: gradWeight.pointer, gradBias: gradBias.pointer, activation: activation, accumulate: true)
-        switch precision {
+        switch effectivePrecision(batch: input.rows) {
         case .fp32: try Kernels.linearBackward(args, pool: pool)
         case .bf16: try Kernels.linearBackwardBF16(args, scratch: scratch, pool: pool)
         }

@@ -32,6 +32,8 @@ public protocol CTRModel: AnyObject, Sendable {
     var precision: Precision { get set }
     /// Prepares constant weights for repeated inference (DLRM: packs the MLP weights once). Training drops it.
     func prepareForInference()
+    /// The linear layers whose GEMMs follow `precision` (the MLPs; not DCNv2's cross layers).
+    var precisionLayers: [Linear] { get }
 }
 
 extension CTRModel {
@@ -55,6 +57,23 @@ extension CTRModel {
     }
 
     public func prepareForInference() {}
+    public var precisionLayers: [Linear] { [] }
+
+    /// With bf16 requested, decides layer by layer (a probe on this CPU, cached) whether bf16 beats fp32 at `batch`
+    /// rows, and returns each layer's choice: what a run reports as "which layers run bf16".
+    @discardableResult
+    public func planPrecision(batch: Int, training: Bool, pool: ThreadPool, probe: BF16Probe = .shared) -> [(layer: String, shape: String, precision: Precision)] {
+        precisionLayers.map { l in
+            (l.name, "\(l.inFeatures)→\(l.outFeatures)", l.plan(batch: batch, training: training, pool: pool, probe: probe))
+        }
+    }
+}
+
+/// One line for logs: which layers run bf16 and which stay fp32.
+public func describePrecisionPlan(_ plan: [(layer: String, shape: String, precision: Precision)]) -> String {
+    let bf16 = plan.filter { $0.precision == .bf16 }.map { "\($0.layer) (\($0.shape))" }
+    let fp32 = plan.filter { $0.precision == .fp32 }.map { "\($0.layer) (\($0.shape))" }
+    return "bf16: " + (bf16.isEmpty ? "none" : bf16.joined(separator: ", ")) + "; fp32: " + (fp32.isEmpty ? "none" : fp32.joined(separator: ", "))
 }
 
 /// Whether a forward is followed by a backward.

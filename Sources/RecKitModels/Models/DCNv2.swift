@@ -186,6 +186,7 @@ public final class DCNv2: CTRModel, @unchecked Sendable {
     }
 
     public func zeroGrad() { cross.zeroGrad(); deep.zeroGrad(); head?.zeroGrad() }
+    public var precisionLayers: [Linear] { deep.layers }
     public var denseParameters: [DenseParameter] { cross.parameters + deep.parameters + (head?.parameters ?? []) }
     /// Precision of the deep tower's GEMMs (cross layers stay fp32).
     public var precision: Precision {

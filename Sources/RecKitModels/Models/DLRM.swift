@@ -143,6 +143,7 @@ public final class DLRM: CTRModel, @unchecked Sendable {
     public func zeroGrad() { bottom.zeroGrad(); top.zeroGrad() }
     /// Packs the MLP weights once for inference; training (`backward`) drops the packed copies.
     public func prepareForInference() { bottom.prepareForInference(); top.prepareForInference() }
+    public var precisionLayers: [Linear] { bottom.layers + top.layers }
     public var denseParameters: [DenseParameter] { bottom.parameters + top.parameters }
     /// Precision of both MLPs' GEMMs (interaction, embeddings and the loss stay fp32).
     public var precision: Precision {

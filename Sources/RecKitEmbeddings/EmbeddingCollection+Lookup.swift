@@ -2,6 +2,32 @@ import RecKitCore
 import RecKitKernels
 
 extension EmbeddingCollection {
+    /// A feature is looked up through its distinct bags only when they are at least this many times fewer than the
+    /// samples: below that, expanding the pooled bags and summing their gradients costs more than the lookups saved
+    /// (measured on one-hot Criteo-shaped data, docs/performance.md). Either path gives the same bits.
+    public static let minimumDedupFactor = 2.0
+
+    /// dst[0..<count] = src[0..<count], 16 lanes at a time.
+    @inline(__always) func copyRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        var j = 0
+        while j + 16 <= count {
+            UnsafeMutableRawPointer(dst + j).storeBytes(of: UnsafeRawPointer(src + j).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+            j += 16
+        }
+        while j < count { dst[j] = src[j]; j += 1 }
+    }
+
+    /// dst[0..<count] += src[0..<count], 16 lanes at a time (each lane one IEEE add, as the scalar loop).
+    @inline(__always) func addRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        var j = 0
+        while j + 16 <= count {
+            let a = UnsafeRawPointer(dst + j).loadUnaligned(as: SIMD16<Float>.self), b = UnsafeRawPointer(src + j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(dst + j).storeBytes(of: a + b, as: SIMD16<Float>.self)
+            j += 16
+        }
+        while j < count { dst[j] += src[j]; j += 1 }
+    }
+
     /// Pools every table's feature of `sparse` into its columns of `output`.
     ///
     /// - Parameters:
@@ -30,7 +56,7 @@ extension EmbeddingCollection {
         ws.pooledRows = 0
         for t in specs.indices {
             let f = ws.route[t]
-            if let d = deduped?[f] {
+            if let d = deduped?[f], d.dedupFactor >= Self.minimumDedupFactor {
                 try load(t, deduped: d, batchSize: b, ws)
                 ws.pooledColumn[t] = ws.pooledWidth
                 ws.pooledWidth += specs[t].dim
@@ -97,8 +123,7 @@ extension EmbeddingCollection {
                 let t = dedup[i], d = specs[t].dim, col = ws.pooledColumn[t], inverse = ws.tables[t].inverse.pointer
                 for u in 0..<rows { (g.base + u * width + col).update(repeating: 0, count: d) }
                 for s in 0..<b {
-                    let src = gradOutput.row(s) + columnOffsets[t], dst = g.base + Int(inverse[s]) * width + col
-                    for j in 0..<d { dst[j] += src[j] }
+                    addRow(from: gradOutput.row(s) + columnOffsets[t], to: g.base + Int(inverse[s]) * width + col, count: d)
                 }
             }
             let pooledGrad = MatrixView(base: ws.pooledGrad.pointer, rows: rows, columns: width)
@@ -247,7 +272,7 @@ extension EmbeddingCollection {
                     let out = output.row(s)
                     for t in dedup {
                         let from = src.base + Int(ws.tables[t].inverse.pointer[s]) * width + ws.pooledColumn[t]
-                        (out + columnOffsets[t]).update(from: from, count: specs[t].dim)
+                        copyRow(from: from, to: out + columnOffsets[t], count: specs[t].dim)
                     }
                 }
             }

@@ -4,15 +4,17 @@
 Run by hand (never in CI), in the git-ignored venv made by setup.sh:
     benchmarks/pytorch/.venv/bin/python benchmarks/pytorch/golden_fixtures.py
 writes Tests/RecKitModelsTests/Fixtures/{dlrm,dcnv2}.json: the tiny model's parameters, a batch, and the
-logits, loss, every gradient, and the parameters after one SGD step and after one row-wise Adagrad step on the
-embeddings (dense parameters: SGD). `swift test` loads the parameters into RecKit's models and compares.
+logits, loss, every gradient, the parameters after one SGD step and after one row-wise Adagrad step on the
+embeddings, and (version 2) the dense parameters after two steps of each torch.optim optimizer RecKit implements —
+SGD, Adagrad, Adam, AdamW, with weight decay — applied to the batch's gradients. `swift test` loads the parameters
+into RecKit's models, runs RecKit's own optimizers, and compares.
 """
 import json, os, sys
 
 import numpy as np
 import torch
 
-FIXTURE_VERSION = 1
+FIXTURE_VERSION = 2
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "RecKitModelsTests", "Fixtures")
 torch.set_default_dtype(torch.float32)
 rng = np.random.default_rng(1234)
@@ -116,11 +118,25 @@ def fixture(name, build, lr=0.1, eps=1e-8):
                     h[i] = (g[i] ** 2).mean()
                     new[i] = t[i] - lr / (h[i].sqrt() + eps) * g[i]
             rowwise.append({"tables": new.flatten().tolist(), "state": h.tolist()})
+    # torch.optim: two steps of each dense optimizer with the batch's gradients (the same gradient both steps).
+    optimizers = {}
+    for kind, make in [("sgd", lambda ps: torch.optim.SGD(ps, lr=lr, weight_decay=0.01)),
+                       ("adagrad", lambda ps: torch.optim.Adagrad(ps, lr=lr, weight_decay=0.01, eps=1e-10)),
+                       ("adam", lambda ps: torch.optim.Adam(ps, lr=lr, weight_decay=0.01, eps=1e-8)),
+                       ("adamw", lambda ps: torch.optim.AdamW(ps, lr=lr, weight_decay=0.01, eps=1e-8))]:
+        copies = [p.detach().clone().requires_grad_(True) for p in dense_params]
+        opt = make(copies)
+        for _ in range(2):
+            for c, p in zip(copies, dense_params):
+                c.grad = p.grad.detach().clone()
+            opt.step()
+        optimizers[kind] = [c.detach().flatten().tolist() for c in copies]
     data = {"version": FIXTURE_VERSION, "generator": f"benchmarks/pytorch/golden_fixtures.py, torch {torch.__version__}",
             "model": name, "config": cfg, "lr": lr, "eps": eps,
             "batch": {"dense": dense.flatten().tolist(), "ids": ids, "offsets": offsets, "labels": labels.tolist()},
             "init": init, "logits": logits.detach().tolist(), "loss": loss.item(), "grads": grads,
-            "after_sgd": sgd, "after_rowwise_adagrad": rowwise}
+            "after_sgd": sgd, "after_rowwise_adagrad": rowwise, "dense_after_two_steps": optimizers,
+            "optimizer_weight_decay": 0.01}
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, f"{name}.json"), "w") as fh:
         json.dump(data, fh, indent=1)

@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "RecKitTrainingTests", dependencies: ["RecKitTraining", "RecKitCheckpoint", "RecKitEmbeddings", "RecKitModels", "RecKitData",
                                                                 "RecKitKernels", "RecKitCore", "RecKitTestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ReckitCLITests", dependencies: ["reckit"]),
+        .testTarget(name: "ReckitCLITests", dependencies: ["reckit", "RecKitCore"]),
         .testTarget(name: "RecKitServingTests", dependencies: dependencies(
             ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels", "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitCore",
              "RecKitKernels", "RecKitBenchmarks", "RecKitTestSupport"], ["HummingbirdTesting"])),

@@ -125,6 +125,39 @@ struct RuntimeTests {
         #expect(KernelVariant.active == (env?.lowercased() == "reference" ? .reference : .optimized))
     }
 
+    @Test("Kernels.* runs the active variant, and not the other: GEMM and sigmoid give each variant's own bits")
+    func dispatchRunsTheActiveVariant() throws {
+        // OpenBLAS's blocked, FMA sums and the SIMD exp round differently from the plain loops, so each variant leaves
+        // its own fingerprint: the entry point must match the active one bit for bit and differ from the other.
+        let pool = ThreadPool(threads: 2)
+        var data = TestData(seed: 17)
+        let (m, n, k) = (8, 8, 1000)
+        let a = data.buffer(m * k), b = data.buffer(k * n)
+        func gemm(_ run: (GEMMArguments) throws -> Void) rethrows -> [UInt32] {
+            let c = AlignedBuffer<Float>(count: m * n)
+            try run(GEMMArguments(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n))
+            return c.toArray().map(\.bitPattern)
+        }
+        let viaAPI = try gemm { try Kernels.gemm($0, pool: pool) }
+        let active = gemm { KernelRegistry.gemm.active($0, pool) }
+        let other = gemm { KernelRegistry.gemm.variant(KernelVariant.active == .reference ? .optimized : .reference)($0, pool) }
+        #expect(active != other, "the variants must differ on this input for the test to tell them apart")
+        #expect(viaAPI == active, "Kernels.gemm did not run the \(KernelVariant.active) variant")
+        // The linear layer (packed micro-kernel vs plain loops), the same way.
+        let (rows, inF, outF) = (70, 600, 37)
+        let x = data.buffer(rows * inF), w = data.buffer(outF * inF), bias = data.buffer(outF)
+        func linear(_ run: (LinearForwardArguments) throws -> Void) rethrows -> [UInt32] {
+            let y = AlignedBuffer<Float>(count: rows * outF)
+            try run(LinearForwardArguments(input: MatrixView(base: x.pointer, rows: rows, columns: inF), weight: w.pointer, bias: bias.pointer,
+                                           output: MatrixView(base: y.pointer, rows: rows, columns: outF), activation: .relu))
+            return y.toArray().map(\.bitPattern)
+        }
+        let apiY = try linear { try Kernels.linearForward($0, pool: pool) }
+        let otherY = linear { KernelRegistry.linearForward.variant(KernelVariant.active == .reference ? .optimized : .reference)($0, pool) }
+        #expect(apiY == linear { KernelRegistry.linearForward.active($0, pool) })
+        #expect(apiY != otherY, "linear: the entry point ran the other variant (or they agree)")
+    }
+
     @Test("Kernels.* dispatch agrees with the active variant of the registry")
     func dispatch() throws {
         let pool = ThreadPool(threads: 2)

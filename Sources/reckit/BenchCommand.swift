@@ -8,7 +8,7 @@ import RecKitKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report domain units against ceilings measured in the same run.",
-        subcommands: [BenchKernels.self, BenchData.self, BenchTrain.self, BenchInfer.self, BenchServe.self])
+        subcommands: [BenchKernels.self, BenchData.self, BenchLoader.self, BenchTrain.self, BenchInfer.self, BenchServe.self])
 }
 
 struct BenchKernels: ParsableCommand {
@@ -59,6 +59,31 @@ struct KernelsCommand: ParsableCommand {
         print("cpu: \(CPUFeatures.host.summary)")
         print("bf16: \(BF16Runtime.isAvailable ? "available" : "unavailable"), \(BF16Runtime.status)")
         for k in KernelRegistry.catalogue { print("  \(k.name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(k.summary)") }
+    }
+}
+
+struct BenchLoader: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loader", abstract: "Every batch of a shard dataset through the batch loader: rows/s and peak memory against its bound.")
+    @Option(name: .long, help: "A shard dataset directory.")
+    var data: String
+    @Option(name: .customLong("batch-size"), help: "Batch size (default 2048).")
+    var batchSize = 2048
+    @Option(name: .customLong("shuffle-buffer"), help: "Rows held for shuffling (default 0).")
+    var shuffleBuffer = 0
+    @Flag(name: .long, help: "Also deduplicate each batch (RecD).")
+    var dedup = false
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let r = try CLIError.onDataError(code: 65) { () throws(DataError) in
+            do { return try LoaderBenchmark.run(directory: data, batchSize: max(1, batchSize), shuffleBuffer: max(0, shuffleBuffer), dedup: dedup) }
+            catch let e as DataError { throw e } catch { throw DataError.invalidOptions("\(error)") }
+        }
+        if common.json { try printJSON(r); return }
+        print(String(format: "%d rows in %d batches from %d shards: %.0f rows/s; peak RSS %.0f MiB (bound %.0f MiB: 4 shards of ≤ %.0f MiB file + columns, %d buffered rows, %.0f MiB baseline)",
+                     r.rows, r.batches, r.shards, r.rowsPerSecond, r.peakRSSMiB, r.boundMiB, r.largestShardMiB, r.shuffleBuffer,
+                     LoaderBenchmark.Report.baselineMiB))
     }
 }
 

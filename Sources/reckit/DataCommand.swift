@@ -81,7 +81,13 @@ struct CLIError: Error, CustomStringConvertible {
 
     /// Runs `body`; a DataError becomes a one-line CLI error with `code`.
     static func onDataError<T>(code: Int32, _ body: () throws(DataError) -> T) throws -> T {
-        do throws(DataError) { return try body() } catch { throw CLIError(message: error.description, code: code) }
+        do throws(DataError) { return try body() } catch { throw CLIError(message: error.description, code: isWriteFailure(error) ? 73 : code) }
+    }
+
+    /// Output that could not be written (disk full, a file size limit, permissions): exit 73, whatever the command.
+    static func isWriteFailure(_ e: DataError) -> Bool {
+        guard case .io(_, let reason) = e else { return false }
+        return ["write failed", "fsync failed", "rename failed", "cannot create", "cannot move"].contains { reason.contains($0) }
     }
 
     /// Opens a shard dataset (exit 65 when it cannot: every input error is 65).
@@ -116,6 +122,9 @@ struct DataSynth: ParsableCommand {
     @Option(name: .customLong("user-tables"), help: "How many leading tables are user-side (shared in a session).")
     var userTables = 13
 
+    @Option(name: .customLong("shard-rows"), help: "Rows per shard (default 262,144).")
+    var shardRows: Int?
+
     @Flag(name: .long, help: "Replace a non-empty output directory (it is otherwise refused).")
     var overwrite = false
 
@@ -138,6 +147,7 @@ struct DataSynth: ParsableCommand {
         o.sessionSize = sessionSize
         o.userTables = min(userTables, o.tables.count)
         o.overwrite = overwrite
+        if let shardRows { o.shardRows = max(1, shardRows) }
         let total = rows
         let run = try CarbonRun(command: "data synth", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
         let report = try run.measure(code: 65, samples: { $0.rows }) { () throws(DataError) in

@@ -34,6 +34,9 @@ func inputError(_ error: Error) -> CLIError? {
     }
 }
 
+// A file-size limit (ulimit -f) makes writes fail with EFBIG, reported as a write error, instead of killing the process.
+signal(SIGXFSZ, SIG_IGN)
+
 do {
     try await runParsedCommand()
 } catch {

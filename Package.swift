@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"],
+                                        "RecKitEmbeddings", "CRecKitShims", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"],
                                        ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),

@@ -138,23 +138,50 @@ public enum ShardFile {
             let key = UInt64(kind == .ids64 ? BlockKind.ids.rawValue : kind.rawValue) << 32 | UInt64(featureRaw)
             guard seen.insert(key).inserted else { throw .badShard(path: path, reason: "block \(i): a second \(kind) block for feature \(feature)") }
             let length = try r.length(lengthRaw, field: "block \(i) length", limit: r.remaining)
-            let payload = try r.slice(length, field: "block \(i) payload")
-            guard payload.withUnsafeBytes({ reckit_crc32c(0, $0.baseAddress, $0.count) }) == crc else {
-                throw .badShard(path: path, reason: "block \(i) (kind \(kindRaw), feature \(feature)): payload checksum mismatch")
+            let start = r.offset
+            r.offset += length
+            // Checked and decoded straight from the (mapped) file: no intermediate copy of the payload.
+            let failure: DataError? = data.withUnsafeBytes { all in
+                let payload = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                guard reckit_crc32c(0, payload.baseAddress, payload.count) == crc else {
+                    return .badShard(path: path, reason: "block \(i) (kind \(kindRaw), feature \(feature)): payload checksum mismatch")
+                }
+                do throws(DataError) {
+                    switch kind {
+                    case .labels: cols.labels = try decode(payload, Float.self, path)
+                    case .dense: cols.dense = try decode(payload, Float.self, path)
+                    case .lengths: cols.lengths[feature] = try decode(payload, Int32.self, path)
+                    case .ids: cols.ids[feature] = try widen(payload, path)
+                    case .ids64: cols.ids[feature] = try decode(payload, Int64.self, path)
+                    case .weights: cols.weights[feature] = try decode(payload, Float.self, path)
+                    case .timestamps: cols.timestamps = try decode(payload, Int64.self, path)
+                    }
+                    return nil
+                } catch { return error }
             }
-            switch kind {
-            case .labels: cols.labels = try decode(payload, Float.self, path)
-            case .dense: cols.dense = try decode(payload, Float.self, path)
-            case .lengths: cols.lengths[feature] = try decode(payload, Int32.self, path)
-            case .ids: cols.ids[feature] = try decode(payload, Int32.self, path).map { Int64($0) }
-            case .ids64: cols.ids[feature] = try decode(payload, Int64.self, path)
-            case .weights: cols.weights[feature] = try decode(payload, Float.self, path)
-            case .timestamps: cols.timestamps = try decode(payload, Int64.self, path)
-            }
+            if let failure { throw failure }
         }
         guard r.remaining == 0 else { throw .badShard(path: path, reason: "\(r.remaining) unexpected bytes after the last block") }
         try validate(cols, schema: schema, path: path)
         return (schema, cols)
+    }
+
+    static func decode<T>(_ raw: UnsafeRawBufferPointer, _: T.Type, _ path: String) throws(DataError) -> [T] {
+        guard raw.count % MemoryLayout<T>.size == 0 else { throw .badShard(path: path, reason: "block size \(raw.count) not a multiple of \(MemoryLayout<T>.size)") }
+        return [T](unsafeUninitializedCapacity: raw.count / MemoryLayout<T>.size) { buf, n in
+            n = raw.count / MemoryLayout<T>.size
+            if n > 0 { UnsafeMutableRawBufferPointer(buf).copyMemory(from: raw) }
+        }
+    }
+
+    /// 32-bit ids widened to 64-bit in one pass.
+    static func widen(_ raw: UnsafeRawBufferPointer, _ path: String) throws(DataError) -> [Int64] {
+        guard raw.count % 4 == 0 else { throw .badShard(path: path, reason: "block size \(raw.count) not a multiple of 4") }
+        let n = raw.count / 4
+        return [Int64](unsafeUninitializedCapacity: n) { buf, count in
+            for k in 0..<n { buf[k] = Int64(raw.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self)) }
+            count = n
+        }
     }
 
     static func decode<T>(_ d: Data, _: T.Type, _ path: String) throws(DataError) -> [T] {

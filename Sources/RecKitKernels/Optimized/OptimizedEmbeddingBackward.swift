@@ -37,9 +37,21 @@ enum OptimizedEmbeddingBackward {
     static func updateOwnedRows(owner: Int, of parts: Int, table: EmbeddingTableView, state: UnsafeMutablePointer<Float>?,
                                 bags: JaggedBags, mode: PoolingMode, gradOutput: MatrixView, update: SparseUpdate,
                                 ws: EmbeddingBackwardWorkspace.Partition) {
-        let unique = aggregate(owner: owner, of: parts, bags: bags, mode: mode, gradOutput: gradOutput, dim: table.dim, ws: ws)
-        apply(unique: unique, ws: ws, table: table, state: state, update: update)
-        for u in 0..<unique { ws.keys.pointer[2 * Int(ws.hashPos.pointer[u])] = -1 }
+        // Row ids of tables under 2³² rows fit the compact map (4-byte key + 4-byte slot, as before 64-bit ids: the
+        // map of a batch's table stays in L1/L2); larger tables use 8-byte keys.
+        if table.rows <= Int(UInt32.max) {
+            let unique = aggregate(owner: owner, of: parts, bags: bags, mode: mode, gradOutput: gradOutput, dim: table.dim, ws: ws,
+                                   keys: ws.keys32(UInt32.self))
+            apply(unique: unique, ws: ws, table: table, state: state, update: update)
+            let keys = ws.keys32(UInt32.self)
+            for u in 0..<unique { keys[2 * Int(ws.hashPos.pointer[u])] = .max }
+        } else {
+            let unique = aggregate(owner: owner, of: parts, bags: bags, mode: mode, gradOutput: gradOutput, dim: table.dim, ws: ws,
+                                   keys: ws.keys64(UInt64.self))
+            apply(unique: unique, ws: ws, table: table, state: state, update: update)
+            let keys = ws.keys64(UInt64.self)
+            for u in 0..<unique { keys[2 * Int(ws.hashPos.pointer[u])] = .max }
+        }
     }
 
     /// The thread that owns `row`. Ownership goes by blocks of 16 consecutive rows: 16 rows span 64·D bytes of
@@ -57,9 +69,14 @@ enum OptimizedEmbeddingBackward {
     /// threads ownership is a coin flip per position, and a branch on it mispredicted half the time — three such
     /// branches per position cost more than the hashing and made 2 threads no faster than 1. The second walks only
     /// the owned positions, in position order, with the hash slot and gradient row of a later position prefetched.
-    static func aggregate(owner t: Int, of parts: Int, bags: JaggedBags, mode: PoolingMode,
-                          gradOutput: MatrixView, dim d: Int, ws: EmbeddingBackwardWorkspace.Partition) -> Int {
-        let keys = ws.keys.pointer, uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
+    ///
+    /// The map's entries are pairs [row, unique slot] of `K` (`K.max` = empty), side by side: one cache line per probe.
+    @inline(__always)
+    static func aggregate<K: FixedWidthInteger & UnsignedInteger>(
+        owner t: Int, of parts: Int, bags: JaggedBags, mode: PoolingMode, gradOutput: MatrixView, dim d: Int,
+        ws: EmbeddingBackwardWorkspace.Partition, keys: UnsafeMutablePointer<K>
+    ) -> Int {
+        let uniq = ws.rows.pointer, hpos = ws.hashPos.pointer
         let grads = ws.grads.pointer
         let owned = ownedPositions(t, of: parts, bags, into: ws.positions.pointer, bags: ws.bagOf.pointer)
         let positions = ws.positions.pointer, bagOf = ws.bagOf.pointer, indices = bags.indices
@@ -82,8 +99,9 @@ enum OptimizedEmbeddingBackward {
             }
             let p = Int(positions[k]), b = Int(bagOf[k])
             let r = indices[p]
+            let key = K(truncatingIfNeeded: r)
             var h = slot(r) & mask
-            while keys[2 * h] != r && keys[2 * h] != -1 { h = (h + 1) & mask }
+            while keys[2 * h] != key && keys[2 * h] != .max { h = (h + 1) & mask }
             var f = bags.weights?[p] ?? 1
             if mode == .mean {
                 if b != meanBag { meanBag = b; meanScale = BagValidation.scale(mode, length: bagLength(bags, b)) }
@@ -91,10 +109,10 @@ enum OptimizedEmbeddingBackward {
             }
             let fv = F16x(repeating: f)
             let g = gradOutput.row(b)
-            if keys[2 * h] == -1 {
+            if keys[2 * h] == .max {
                 // First occurrence: acc = 0 + g·f (the reference's first step, without a memset + reload).
-                keys[2 * h] = r
-                keys[2 * h + 1] = Int64(unique)
+                keys[2 * h] = key
+                keys[2 * h + 1] = K(truncatingIfNeeded: unique)
                 uniq[unique] = r
                 hpos[unique] = Int32(h)
                 let acc = grads + unique * d
@@ -120,7 +138,7 @@ enum OptimizedEmbeddingBackward {
 
     /// Home hash slot of a row (before masking).
     @inline(__always) static func slot(_ row: Int64) -> Int {
-        Int(truncatingIfNeeded: (UInt64(bitPattern: row) &* 0x9E37_79B9_7F4A_7C15) >> 39)
+        Int(truncatingIfNeeded: (UInt64(bitPattern: row) &* 0x9E37_79B9_7F4A_7C15) >> 40)
     }
 
     /// Writes the positions thread `t` owns, in order, and each one's bag; returns their count. Branch-free:

@@ -125,6 +125,9 @@ struct DataSynth: ParsableCommand {
     @Option(name: .customLong("shard-rows"), help: "Rows per shard (default 262,144).")
     var shardRows: Int?
 
+    @Option(name: .customLong("user-pooling"), help: "Ids per row of the user-side tables (1 = one-hot; P > 1: multi-hot bags, e.g. histories).")
+    var userPooling = 1
+
     @Flag(name: .long, help: "Replace a non-empty output directory (it is otherwise refused).")
     var overwrite = false
 
@@ -148,6 +151,8 @@ struct DataSynth: ParsableCommand {
         o.userTables = min(userTables, o.tables.count)
         o.overwrite = overwrite
         if let shardRows { o.shardRows = max(1, shardRows) }
+        o.userPooling = userPooling
+        o.userPooling = userPooling
         let total = rows
         let run = try CarbonRun(command: "data synth", options: carbon, threads: ProcessInfo.processInfo.activeProcessorCount)
         let report = try run.measure(code: 65, samples: { $0.rows }) { () throws(DataError) in

@@ -14,6 +14,9 @@ public struct SynthOptions: Sendable {
     public var sessionSize = 1
     /// How many of the first tables are user-side (shared within a session).
     public var userTables = 13
+    /// Ids per row of the user-side tables: 1 = one-hot; P > 1 makes them multi-hot bags of P ids (a user's history,
+    /// RecD's sequence features), shared within a session like the one-hot ones.
+    public var userPooling = 1
     public var denseCount = 13
     public var shardRows = 1 << 18
     /// Replace a non-empty output directory (otherwise refused).
@@ -61,11 +64,14 @@ public enum Synthesizer {
         guard o.rows >= 1 else { throw .invalidOptions("--rows must be ≥ 1") }
         guard !o.tables.isEmpty, o.tables.allSatisfy({ $0 >= 1 }) else { throw .invalidOptions("table sizes must be ≥ 1") }
         guard o.sessionSize >= 1 else { throw .invalidOptions("--session-size must be ≥ 1") }
+        guard o.userPooling >= 1, o.userPooling <= 10_000 else { throw .invalidOptions("--user-pooling must be in 1...10000") }
         let staging = try DatasetStaging(output: o.output, overwrite: o.overwrite)
         let t0 = Date()
         let schema = DatasetSchema(
             source: "synthetic", hasLabel: true, denseNames: (1...o.denseCount).map { "I\($0)" },
-            sparse: o.tables.enumerated().map { SparseFeature(name: "C\($0.offset + 1)", cardinality: $0.element) },
+            sparse: o.tables.enumerated().map {
+                SparseFeature(name: "C\($0.offset + 1)", cardinality: $0.element, multiHot: o.userPooling > 1 && $0.offset < o.userTables)
+            },
             preprocessing: PreprocessingSpec(categorical: .identity, rawIDs: "synthetic"))
         let shardCount = (o.rows + o.shardRows - 1) / o.shardRows
         let samplers = o.tables.map { ZipfSampler(n: $0, exponent: max(o.zipf, 1e-9)) }
@@ -113,13 +119,21 @@ public enum Synthesizer {
         for f in 0..<t {
             let sampler = samplers[f]
             let shared = f < o.userTables && o.sessionSize > 1
-            var id: Int64 = 0
+            let pooling = f < o.userTables ? o.userPooling : 1
+            var bag = [Int64](repeating: 0, count: pooling)
+            var bagWeight = 0.0
             for r in 0..<rows {
                 if !shared || r == 0 || (firstRow + r) % o.sessionSize == 0 {
-                    id = Int64(o.zipf > 0 ? sampler.nextID(using: &rng) : rng.nextBelow(o.tables[f]))
+                    bagWeight = 0
+                    for i in 0..<pooling {
+                        bag[i] = Int64(o.zipf > 0 ? sampler.nextID(using: &rng) : rng.nextBelow(o.tables[f]))
+                        bagWeight += weight(o.seed, f, bag[i])
+                    }
+                    bagWeight /= Double(pooling)
                 }
-                cols.ids[f].append(id)
-                z[r] += weight(o.seed, f, id)
+                cols.ids[f] += bag
+                if pooling > 1 { cols.lengths[f].append(Int32(pooling)) }
+                z[r] += bagWeight
             }
         }
         var probs = [Float](repeating: 0, count: rows)

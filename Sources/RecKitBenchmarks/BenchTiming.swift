@@ -1,4 +1,5 @@
 import Foundation
+import RecKitCarbon
 
 /// Wall-clock timing helpers shared by the benchmarks.
 public enum BenchTiming {
@@ -43,11 +44,8 @@ public enum BenchTiming {
         return s[min(s.count - 1, max(0, Int((q * Double(s.count)).rounded(.up)) - 1))]
     }
 
-    public static func peakRSSMiB() -> Double {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_maxrss) / 1024
-    }
+    /// Peak resident set of this process, MiB (`ProcessUsage.peakResidentKiB`).
+    public static func peakRSSMiB() -> Double { Double(ProcessUsage.peakResidentKiB()) / 1024 }
 }
 
 /// What machine a figure was measured on.

@@ -165,9 +165,19 @@ public enum ProcessUsage {
         return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
     }
     /// Peak resident set, GiB.
-    public static let peakResidentGiB: @Sendable () -> Double = {
+    public static let peakResidentGiB: @Sendable () -> Double = { Double(peakResidentKiB()) / 1_048_576 }
+
+    /// Peak resident set of this process's address space, KiB: `VmHWM` from `/proc/self/status`. `ru_maxrss` is not
+    /// used first because Linux carries it across `exec`: a process spawned by a large one (a test runner) reports
+    /// its parent's peak at fork time until it grows past it. Falls back to `ru_maxrss` where `/proc` is absent.
+    public static func peakResidentKiB() -> Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kib = Int(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") {
+            return kib
+        }
         var u = rusage()
         getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_maxrss) / 1_048_576
+        return u.ru_maxrss
     }
 }

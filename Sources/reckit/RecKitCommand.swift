@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RecKitCarbon
 import RecKitKernels
 
 struct RecKitCommand: ParsableCommand {
@@ -65,4 +66,16 @@ func printJSON<T: Encodable>(_ value: T) throws {
     enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: sentinel, negativeInfinity: sentinel, nan: sentinel)
     let text = String(decoding: try enc.encode(value), as: UTF8.self)
     print(text.replacingOccurrences(of: "\"\\u0001reckit-non-finite\\u0001\"", with: "null"))
+}
+
+/// A JSON report with the process's peak resident memory added as `peak_rss_mib` (VmHWM, MiB) beside its own keys.
+struct WithPeakRSS<Report: Encodable>: Encodable {
+    let report: Report
+    init(_ report: Report) { self.report = report }
+    private enum Keys: String, CodingKey { case peakRSSMiB = "peak_rss_mib" }
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(Double(ProcessUsage.peakResidentKiB()) / 1024, forKey: .peakRSSMiB)
+    }
 }

@@ -198,7 +198,7 @@ struct EvalCommand: ParsableCommand {
             return try Evaluation.metrics(loaded.model, ShardBatchSource(dataset: ds, batchSize: 1024), pool: ThreadPool(threads: common.resolvedThreads))
         }
         run.finish(samples: metrics.rows)
-        if common.json { try printJSON(metrics); return }
+        if common.json { try printJSON(WithPeakRSS(metrics)); return }
         print(String(format: "AUC %@, logloss %.4f, NE %@, calibration %@, accuracy %.4f on %d rows", metrics.auc.map { String(format: "%.4f", $0) } ?? "n/a",
                      metrics.logloss, metrics.ne.map { String(format: "%.4f", $0) } ?? "n/a",
                      metrics.calibration.map { String(format: "%.3f", $0) } ?? "n/a", metrics.accuracy, metrics.rows))

@@ -130,4 +130,27 @@ struct ReliabilityCLITests {
             #expect(peak < 40 + 10 * shard, "buffer \(buffer): \(peak) MiB: shards are being retained (20 shards of \(shard) MiB)")
         }
     }
+
+    @Test("eval maps a checkpoint into its storage: peak RSS within 1.3× the file + 300 MB (and under file + 200 MB here)")
+    func evalMemory() throws {
+        let dir = DataCLIContractTests.tmp("eval-memory")
+        let env = ["RECKIT_LEDGER_DIR": dir + "/ledger"]
+        // Three 1.5M-row tables, dim 16: a ~310 MB checkpoint (weights + row-wise Adagrad sums), 2,000 rows of data.
+        let data = dir + "/d"
+        let s = try Self.run(["data", "synth", "--rows", "2000", "--tables", "1500000,1500000,1500000", "--output", data], env: env)
+        #expect(s.status == 0, "\(s.err)")
+        let ckpt = dir + "/m.safetensors"
+        let t = try Self.run(["train", "--model", "dlrm", "--data", data, "--max-steps", "1", "--output", ckpt], env: env)
+        #expect(t.status == 0, "\(t.err)")
+        let fileMiB = Double(try #require(try FileManager.default.attributesOfItem(atPath: ckpt)[.size] as? Int)) / 1_048_576
+        #expect(fileMiB > 250)
+        let e = try Self.run(["eval", "--model", ckpt, "--data", data, "--json"], env: env)
+        #expect(e.status == 0, "\(e.err)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [String: Any])
+        let peak = try #require(j["peak_rss_mib"] as? Double)
+        print(String(format: "eval memory: checkpoint %.0f MiB, peak RSS %.0f MiB (%.2f× the file)", fileMiB, peak, peak / fileMiB))
+        #expect(peak <= 1.3 * fileMiB + 300 * 1_000_000 / 1_048_576)
+        // A load that random-initialises the tables first, or reads the file and then copies it, is ≥ 2× the file.
+        #expect(peak <= fileMiB + 200, "peak \(peak) MiB for a \(fileMiB) MiB checkpoint: tensors are being copied")
+    }
 }

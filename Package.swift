@@ -21,7 +21,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "CRecKitShims"], []),
     ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitCheckpoint"], []),
     ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
-    ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
+    ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
                           "RecKitServer"], ["Logging"]),
 ]
 
@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitEmbeddings", "CRecKitShims", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"],
+                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"],
                                        ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),

@@ -2,6 +2,7 @@ import Foundation
 import RecKitCarbon
 import RecKitCore
 import RecKitData
+import RecKitEmbeddings
 import RecKitKernels
 import RecKitModels
 import RecKitTraining
@@ -28,6 +29,8 @@ public struct ModelBenchmark {
         public var dataDirectory: String?
         /// RecD: deduplicate each batch's features before the embedding lookups.
         public var dedup = false
+        /// Which deduplicated features take their distinct bags (`--dedup on`: auto; `always`).
+        public var dedupPolicy = DedupPolicy.auto
         public init(train: Bool, threads: Int) { self.train = train; self.threads = threads }
     }
 
@@ -57,6 +60,8 @@ public struct ModelBenchmark {
         public var dedup: Bool
         /// Σ B / Σ U over the deduplicated features of the measured batches (1 without dedup).
         public var dedupFactor: Double
+        /// Tables looked up through their distinct bags in the last measured batch (the policy's choice).
+        public var dedupTables: Int
         /// Embedding forward + backward (with the sparse optimizer), ms per batch.
         public var embeddingMs: Double
         /// With bf16: the layers the probe put in bf16, and bf16 GEMMs that fell back to the reference loops.
@@ -79,6 +84,7 @@ public struct ModelBenchmark {
             case mlpVsSgemmCeiling = "mlp_vs_sgemm_ceiling"
             case dedup
             case dedupFactor = "dedup_factor"
+            case dedupTables = "dedup_tables"
             case embeddingMs = "embedding_ms"
             case bf16Layers = "bf16_layers"
             case bf16FallbackGEMMs = "bf16_fallback_gemms"
@@ -117,6 +123,7 @@ public struct ModelBenchmark {
         let sgd = c.optimizer == "sgd"
         let model = try DLRM(config: dlrm, initialization: .random(seed: c.seed), sparseOptimizer: c.train ? (sgd ? .sgd : .rowWiseAdagrad) : nil)
         model.precision = c.precision
+        model.embeddings.dedupPolicy = c.dedupPolicy
         // Inference serves constant weights: pack them once, as `reckit serve` does (training repacks per step).
         if !c.train { model.prepareForInference() }
         let workspace = model.makeWorkspace(maxBatch: c.batch)
@@ -193,7 +200,8 @@ public struct ModelBenchmark {
                       tableRows: tables.reduce(0, +), mlpGflops: mlpGF,
                       latencyP50Ms: BenchTiming.quantile(latencies, 0.5) * 1e3, latencyP99Ms: BenchTiming.quantile(latencies, 0.99) * 1e3, sgemmCeilingGflops: ceiling,
                       mlpVsSgemmCeiling: ceiling.map { mlpGF / $0 }, machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName),
-                      dedup: c.dedup, dedupFactor: c.dedup ? dedupFactor : 1, embeddingMs: embeddingMs,
+                      dedup: c.dedup, dedupFactor: c.dedup ? dedupFactor : 1,
+                      dedupTables: workspace.embeddingWorkspaces.reduce(0) { $0 + $1.dedupedTables }, embeddingMs: embeddingMs,
                       bf16Layers: plan.filter { $0.precision == .bf16 }.map(\.layer), bf16FallbackGEMMs: BF16Runtime.fallbackGEMMs - fallbacksBefore)
     }
 

@@ -2,10 +2,6 @@ import RecKitCore
 import RecKitKernels
 
 extension EmbeddingCollection {
-    /// A feature is looked up through its distinct bags only when they are at least this many times fewer than the
-    /// samples: below that, expanding the pooled bags and summing their gradients costs more than the lookups saved
-    /// (measured on one-hot Criteo-shaped data, docs/performance.md). Either path gives the same bits.
-    public static let minimumDedupFactor = 2.0
 
     /// dst[0..<count] = src[0..<count], 16 lanes at a time.
     @inline(__always) func copyRow(from src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
@@ -56,7 +52,7 @@ extension EmbeddingCollection {
         ws.pooledRows = 0
         for t in specs.indices {
             let f = ws.route[t]
-            if let d = deduped?[f], d.dedupFactor >= Self.minimumDedupFactor {
+            if let d = deduped?[f], dedupPolicy.usesDistinctBags(d, values: sparse.values[f].count, batchSize: b) {
                 try load(t, deduped: d, batchSize: b, ws)
                 ws.pooledColumn[t] = ws.pooledWidth
                 ws.pooledWidth += specs[t].dim
@@ -76,6 +72,7 @@ extension EmbeddingCollection {
         }
         ws.pending = true
         ws.dedupFactor = dedupTables == 0 ? 1 : Double(dedupB) / Double(max(dedupU, 1))
+        ws.dedupedTables = dedupTables
         do throws(EmbeddingError) {
             try lookup(ws, output: output, columnOffsets: columnOffsets, pool: pool)
         } catch {

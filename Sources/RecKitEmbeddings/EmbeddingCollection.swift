@@ -20,6 +20,9 @@ public final class EmbeddingCollection: @unchecked Sendable {
     public let prefix: String
     public let specs: [EmbeddingTableSpec]
     public let storages: [any RowStorage]
+    /// Which deduplicated features go through their distinct bags (`DedupPolicy`); set before the collection is
+    /// used, not while a forward runs.
+    public var dedupPolicy: DedupPolicy = .auto
 
     public init(prefix: String, specs: [EmbeddingTableSpec], storages: [any RowStorage]) throws(EmbeddingError) {
         guard specs.count == storages.count else { throw .invalidSpec(prefix, "\(specs.count) specs for \(storages.count) storages") }
@@ -73,4 +76,27 @@ public final class EmbeddingCollection: @unchecked Sendable {
 
     /// Σ D: the width the tables' pooled vectors take side by side.
     public var totalDim: Int { specs.reduce(0) { $0 + $1.dim } }
+}
+
+/// When a feature that came with RecD's distinct bags is looked up through them.
+///
+/// Through its U distinct bags (N_u ids in all) a feature of B samples and N ids reads N_u rows instead of N, and
+/// pays B row copies to expand the pooled bags (and B row additions in the backward to sum their gradients). So
+/// deduplication pays when the reads saved cover the copies: `N − N_u ≥ B`. One-hot features (N = B) never pass
+/// this — gathering one row costs what copying it does, measured 0.85–0.94× on one-hot session data
+/// (docs/performance.md) — while pooled bags shared by a session (histories: N = 20·B, N_u = N / 2 at session 2)
+/// pass it from session 2 on. Either path gives the same bits for unweighted one-hot features.
+public enum DedupPolicy: String, Sendable, Codable, CaseIterable {
+    /// Distinct bags when `N − N_u ≥ B` (above).
+    case auto
+    /// Distinct bags for every feature that comes with them (tests; measuring the path itself).
+    case always
+
+    /// Whether a feature of `batchSize` samples and `values` ids, with `deduped`'s distinct bags, takes them.
+    public func usesDistinctBags(_ deduped: DedupedFeature, values: Int, batchSize: Int) -> Bool {
+        switch self {
+        case .always: return true
+        case .auto: return batchSize > 0 && values - deduped.uniqueValues.count >= batchSize
+        }
+    }
 }

@@ -39,6 +39,8 @@ public final class EmbeddingWorkspace: @unchecked Sendable {
     var route: [Int]
     /// Σ_t B / Σ_t U_t over the deduplicated tables of the last batch (1 = no dedup used).
     public internal(set) var dedupFactor: Double = 1
+    /// How many tables of the last batch were looked up through their distinct bags (`DedupPolicy`).
+    public internal(set) var dedupedTables = 0
 
     init(tableCount: Int) {
         tables = Array(repeating: Table(), count: tableCount)

@@ -3,6 +3,7 @@ import Foundation
 import RecKitBenchmarks
 import RecKitCarbon
 import RecKitData
+import RecKitEmbeddings
 import RecKitKernels
 
 struct Bench: ParsableCommand {
@@ -151,7 +152,7 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "Read the batches from this shard dataset (e.g. `data synth --session-size 8`) instead of random ids.")
     var data: String?
 
-    @Option(name: .long, help: "RecD deduplication of each batch's features: on or off (default off).")
+    @Option(name: .long, help: "RecD deduplication of each batch's features: on (features whose distinct bags save lookups), always (every feature), or off (default).")
     var dedup = "off"
 
     func config(train: Bool, threads: Int) throws -> ModelBenchmark.Config {
@@ -162,8 +163,9 @@ struct ModelBenchOptions: ParsableArguments {
         c.distribution = ids
         c.tableCap = tableCap
         c.precision = precision
-        guard dedup == "on" || dedup == "off" else { throw ValidationError("--dedup must be on or off") }
-        c.dedup = dedup == "on"
+        guard ["on", "off", "always"].contains(dedup) else { throw ValidationError("--dedup must be on, off or always") }
+        c.dedup = dedup != "off"
+        c.dedupPolicy = dedup == "always" ? .always : .auto
         c.dataDirectory = data
         return c
     }
@@ -208,7 +210,8 @@ enum ModelBenchSummary {
         print(String(format: "DLRM %@ (%@, %@ ids, batch %d, %d threads, %@): %.0f samples/s, %.2f ms/iter, %.2f J/1k samples (%@), peak RSS %.0f MiB",
                      r.mode, r.precision, r.distribution, r.batchSize, r.threads, r.optimizer, r.samplesPerSecond, r.msPerIter, r.joulesPer1k, r.energyMethod, r.peakRSSMiB))
         print(String(format: "  latency per batch: p50 %.3f ms, p99 %.3f ms", r.latencyP50Ms, r.latencyP99Ms))
-        print(String(format: "  embeddings %.2f ms/iter (forward + backward), dedup %@ (factor %.2f)", r.embeddingMs, r.dedup ? "on" : "off", r.dedupFactor))
+        print(String(format: "  embeddings %.2f ms/iter (forward + backward), dedup %@ (factor %.2f, %d tables through their distinct bags)",
+                     r.embeddingMs, r.dedup ? "on" : "off", r.dedupFactor, r.dedupTables))
         print(String(format: "  MLP GEMMs %.1f GFLOP/s%@", r.mlpGflops,
                      r.sgemmCeilingGflops.map { String(format: " = %.2f × the sgemm ceiling (%.1f GFLOP/s, same run)", r.mlpGflops / $0, $0) } ?? ""))
         for (k, v) in r.phases.sorted(by: { $0.value > $1.value }) {

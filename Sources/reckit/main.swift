@@ -1,5 +1,4 @@
 import ArgumentParser
-import CRecKitShims
 import Foundation
 import RecKitCheckpoint
 import RecKitData
@@ -37,11 +36,6 @@ func inputError(_ error: Error) -> CLIError? {
 
 // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported as a write error, instead of killing the process.
 signal(SIGXFSZ, SIG_IGN)
-// Large blocks (decoded shards, batches, workspaces) always come from their own mappings and go back to the system
-// when freed: glibc otherwise raises its mmap threshold after the first large free and keeps later shards' memory in
-// its heaps, so resident memory would grow past what the loader holds.
-_ = reckit_set_mmap_threshold(1 << 20)
-
 do {
     try await runParsedCommand()
 } catch {

@@ -31,6 +31,7 @@ struct EmbeddingCollectionTests {
         let b = kjt.batchSize, w = c.totalDim
         let out = AlignedBuffer<Float>(count: b * w)
         let ws = c.makeWorkspace()
+        c.dedupPolicy = .always
         let deduped = dedup ? kjt.keys.indices.map { DedupedFeature.dedup(kjt, feature: $0) } : nil
         let offsets = c.specs.indices.map { $0 * c.specs[0].dim }
         try c.forward(kjt, deduped: deduped, workspace: ws, output: MatrixView(base: out.pointer, rows: b, columns: w),
@@ -38,7 +39,7 @@ struct EmbeddingCollectionTests {
         let g = AlignedBuffer(grad)
         try c.backward(workspace: ws, gradOutput: MatrixView(base: g.pointer, rows: b, columns: w), columnOffsets: offsets,
                        update: update, pool: pool)
-        if dedup { #expect(ws.dedupFactor >= 1) }
+        #expect(ws.dedupedTables == (dedup ? c.specs.count : 0), "every table must take the distinct-bag path")
         return out.toArray()
     }
 
@@ -94,6 +95,35 @@ struct EmbeddingCollectionTests {
         }
     }
 
+    @Test("the auto policy: one-hot features keep the per-sample path, pooled bags shared by a session take their distinct bags")
+    func autoPolicy() throws {
+        var d = TestData(seed: 5)
+        let b = 64, pooling = 20
+        // f0: one-hot in sessions of 8 (dedup factor 8, but nothing saved); f1: 20-id histories shared by sessions
+        // of 2 (reads 20·B → 10·B); f2: 20-id bags all distinct (nothing shared).
+        let oneHot = Self.sessionBatch([100], b: b, session: 8, seed: 7).values[0]
+        var shared: [Int64] = [], distinct: [Int64] = []
+        for s in 0..<b {
+            if s % 2 == 0 { shared += d.ids(pooling, rows: 1000) } else { shared += shared.suffix(pooling) }
+            distinct += d.ids(pooling, rows: 1000)
+        }
+        let bagOffsets = offsets(fromLengths: Array(repeating: Int32(pooling), count: b))
+        let kjt = KeyedJaggedTensor(keys: ["f0", "f1", "f2"], values: [oneHot, shared, distinct],
+                                    offsets: [offsets(fromLengths: Array(repeating: 1, count: b)), bagOffsets, bagOffsets], weights: [[], [], []])
+        let deduped = kjt.keys.indices.map { DedupedFeature.dedup(kjt, feature: $0) }
+        let policy = DedupPolicy.auto
+        #expect(!policy.usesDistinctBags(deduped[0], values: b, batchSize: b))
+        #expect(policy.usesDistinctBags(deduped[1], values: b * pooling, batchSize: b))
+        #expect(!policy.usesDistinctBags(deduped[2], values: b * pooling, batchSize: b))
+        let c = try Self.collection([100, 1000, 1000], dim: 16, optimizer: .rowWiseAdagrad)
+        let ws = c.makeWorkspace()
+        let out = AlignedBuffer<Float>(count: b * c.totalDim)
+        try c.forward(kjt, deduped: deduped, workspace: ws, output: MatrixView(base: out.pointer, rows: b, columns: c.totalDim),
+                      columnOffsets: [0, 16, 32], training: false, pool: Self.pool)
+        #expect(ws.dedupedTables == 1)
+        #expect(ws.dedupFactor == 2)
+    }
+
     @Test("features are found by key; a missing key and a bad inverse index are typed errors naming the table")
     func keyedAndValidated() throws {
         let c = try Self.collection([10, 10], dim: 4, optimizer: nil)
@@ -105,7 +135,8 @@ struct EmbeddingCollectionTests {
             try c.forward(kjt, deduped: nil, workspace: ws, output: view, columnOffsets: [0, 4], training: false, pool: Self.pool)
             Issue.record("missing f0 accepted")
         } catch { #expect(error == .missingFeature(table: "t0", feature: "f0", available: ["f1", "zz"])) }
-        // Two samples sharing their bag (factor 2: the distinct-bag path is taken), one inverse index corrupted.
+        // Two samples sharing their bag (the distinct-bag path forced), one inverse index corrupted.
+        c.dedupPolicy = .always
         let shared = KeyedJaggedTensor(keys: ["f1", "f0"], oneHot: [[1, 1], [3, 3]])
         var d = [DedupedFeature.dedup(shared, feature: 0), DedupedFeature.dedup(shared, feature: 1)]
         d[1].inverse[1] = 7

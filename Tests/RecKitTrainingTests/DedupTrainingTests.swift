@@ -27,6 +27,7 @@ struct DedupTrainingTests {
             o.dedup = dedup
             o.embeddingDim = 8
             let t = try makeTrainer(kind, ds, o)
+            for c in t.model.embeddingCollections { c.dedupPolicy = .always }  // one-hot: `.auto` would not dedup
             let (train, _) = TrainingRun.sources(ds, options: o)
             var losses: [Double] = [], factor = 0.0, n = 0
             let stream = try train.batches(epoch: 0, skip: 0)

@@ -75,9 +75,3 @@ static inline uint32_t reckit_crc32c(uint32_t crc, const void *data, size_t n) {
 #endif
     return reckit_crc32c_sw(crc, (const unsigned char *)data, n);
 }
-
-#include <malloc.h>
-
-/// glibc's mmap threshold (mallopt M_MMAP_THRESHOLD): allocations of at least `bytes` get their own mapping and go
-/// back to the system when freed. Returns 1 on success.
-static inline int reckit_set_mmap_threshold(int bytes) { return mallopt(M_MMAP_THRESHOLD, bytes); }

@@ -142,6 +142,9 @@ open class ModelWorkspace: @unchecked Sendable {
     /// The logits of the last forward as an array (cold code).
     public var lastLogits: [Float] { Array(UnsafeBufferPointer(start: logits.pointer, count: batchSize)) }
 
+    /// The embedding collections' workspaces (what the last batch's lookups did, e.g. `dedupedTables`).
+    open var embeddingWorkspaces: [EmbeddingWorkspace] { [] }
+
     @inline(__always) func timed(_ name: String, _ body: () throws(ModelError) -> Void) throws(ModelError) {
         guard let clock = phaseClock else { try body(); return }
         let t0 = clock()

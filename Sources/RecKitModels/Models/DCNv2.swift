@@ -88,6 +88,7 @@ public final class DCNv2: CTRModel, @unchecked Sendable {
         let deepOut: AlignedBuffer<Float>, gDeepOut: AlignedBuffer<Float>
         let headScratch = BF16Scratch()
         let embedding: EmbeddingWorkspace
+        override var embeddingWorkspaces: [EmbeddingWorkspace] { [embedding] }
         init(_ m: DCNv2, maxBatch: Int) {
             let w = m.config.width, o = m.deepOutWidth
             cross = m.cross.makeActivations(maxBatch: maxBatch)

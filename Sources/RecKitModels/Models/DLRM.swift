@@ -46,6 +46,7 @@ public final class DLRM: CTRModel, @unchecked Sendable {
         let inter: AlignedBuffer<Float>, gradInter: AlignedBuffer<Float>         // B × (D + P)
         let bottom: MLP.Activations, top: MLP.Activations
         let embedding: EmbeddingWorkspace
+        override var embeddingWorkspaces: [EmbeddingWorkspace] { [embedding] }
         init(_ m: DLRM, maxBatch: Int) {
             let fd = m.config.vectorCount * m.config.embeddingDim, iw = m.config.interactionWidth
             features = AlignedBuffer(count: maxBatch * fd); gradFeatures = AlignedBuffer(count: maxBatch * fd)

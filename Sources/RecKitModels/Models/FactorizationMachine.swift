@@ -90,6 +90,7 @@ public final class FactorizationMachine: CTRModel, @unchecked Sendable {
         let linearOut: AlignedBuffer<Float>, gradLinear: AlignedBuffer<Float>   // B × T
         let factorOut: AlignedBuffer<Float>, gradFactor: AlignedBuffer<Float>   // B × T·D
         let first: EmbeddingWorkspace, second: EmbeddingWorkspace?
+        override var embeddingWorkspaces: [EmbeddingWorkspace] { [first] + (second.map { [$0] } ?? []) }
         init(_ m: FactorizationMachine, maxBatch: Int) {
             let t = m.sparse.count, d = m.factorDim ?? 0
             linearOut = AlignedBuffer(count: maxBatch * t); gradLinear = AlignedBuffer(count: maxBatch * t)

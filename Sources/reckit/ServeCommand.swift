@@ -9,8 +9,12 @@ import RecKitServing
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve a checkpoint over HTTP: /v1/predict with dynamic batching, /healthz, /readyz, /metrics, /admin/reload.",
-        discussion: "SIGHUP (or POST /admin/reload) reloads the model without dropping requests; SIGTERM/SIGINT drain and stop.")
+        abstract: "Serve a checkpoint over HTTP: /v1/predict with dynamic batching, /healthz, /readyz, /metrics.",
+        discussion: """
+            SIGHUP reloads the model file without dropping requests; SIGTERM/SIGINT drain and stop. With \
+            --admin-token-file, a second listener (loopback by default) takes POST /admin/reload (empty, or {"model": NAME}) with the \
+            bearer token, for checkpoints inside --model-dir.
+            """)
 
     @Option(name: .long, help: "Checkpoint from `reckit train` or `reckit quantize`.")
     var model: String

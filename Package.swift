@@ -17,6 +17,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitData", ["RecKitCore", "CRecKitShims"], []),
     ("RecKitCarbon", [], []),
     ("RecKitModels", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], []),
+    ("RecKitTiered", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "CLibURing"], []),
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "CRecKitShims"], []),
     ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitCheckpoint"], []),
@@ -53,6 +54,7 @@ let package = Package(
         // Thin C / system-library targets, used only where named in `modules`.
         .target(name: "CRecKitShims", exclude: ["README.md"]),
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .target(name: "CDNNL", exclude: ["README.md"], linkerSettings: [.linkedLibrary("dl")]),
     ] + modules.map { .target(name: $0.name, dependencies: dependencies($0.dependencies, $0.external), exclude: ["README.md"]) } + [
         .executableTarget(
@@ -67,6 +69,7 @@ let package = Package(
         .testTarget(name: "RecKitEmbeddingsTests", dependencies: ["RecKitEmbeddings", "RecKitModels", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCheckpointTests", dependencies: ["RecKitCheckpoint", "RecKitModels", "RecKitEmbeddings", "RecKitKernels",
                                                                   "RecKitData", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]),
+        .testTarget(name: "RecKitTieredTests", dependencies: ["RecKitTiered", "RecKitEmbeddings", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitEmbeddings", "RecKitKernels", "RecKitTraining", "RecKitCore",

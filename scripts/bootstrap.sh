@@ -10,6 +10,7 @@ PACKAGES=(
   pkg-config          # locating system libraries
   libopenblas-dev     # GEMM (loaded at run time with the right kernel family; see BLASRuntime.swift)
   libdnnl-dev         # oneDNN 2.6: bf16 matmul on AMX / AVX512-BF16 (headers at build time, dlopen'ed; BF16Runtime.swift)
+  liburing-dev        # io_uring: batched reads and write-backs of the tiered embedding storage (RecKitTiered)
 )
 
 if ! command -v swift >/dev/null 2>&1; then

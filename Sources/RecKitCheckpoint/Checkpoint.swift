@@ -22,12 +22,13 @@ public enum Checkpoint {
             all.append(StateTensor(name: OptimizerStateNames.vocabulary(v.feature), dtype: .u64, shape: [b.count], role: .buffer,
                                    data: UnsafeMutableRawBufferPointer(start: b.pointer, count: b.count * 8)))
         }
-        var crcs: [String: UInt32] = [:]
-        for t in all { crcs[t.name] = reckit_crc32c(0, t.data.baseAddress, t.data.count) }
-        var meta = metadata.encoded(crcs: crcs)
-        meta[headerChecksumKey] = String(format: "%08x", headerChecksum(meta, all.map { ($0.name, $0.dtype, $0.shape) }))
+        let directory = all.map { ($0.name, $0.dtype, $0.shape) }
         try withExtendedLifetime(buffers) { () throws(CheckpointError) in
-            try SafeTensors.write(all, metadata: meta, to: path)
+            try SafeTensors.write(all, to: path) { crcs in
+                var meta = metadata.encoded(crcs: crcs)
+                meta[headerChecksumKey] = String(format: "%08x", headerChecksum(meta, directory))
+                return meta
+            }
         }
     }
 
@@ -111,12 +112,38 @@ public final class CheckpointReader: @unchecked Sendable {
         try verifyHeader()
         for t in tensors {
             let e = byName[t.name]!
-            try SafeTensors.preadFully(fd, t.data, at: dataStart + e.begin, path: path, what: "tensor \(t.name)")
-            guard reckit_crc32c(0, t.data.baseAddress, t.data.count) == crcs[t.name] else {
+            let crc: UInt32
+            if let source = t.source {
+                crc = try stream(e, into: source, name: t.name)
+            } else {
+                try SafeTensors.preadFully(fd, t.data, at: dataStart + e.begin, path: path, what: "tensor \(t.name)")
+                crc = reckit_crc32c(0, t.data.baseAddress, t.data.count)
+            }
+            guard crc == crcs[t.name] else {
                 throw .tensor(path: path, name: t.name, reason: "checksum mismatch (the file is corrupted, or its tensors were renamed or reordered)")
             }
         }
     }
+
+    /// Copies tensor `e` from the file into a streamed tensor's source in chunks; returns its CRC-32C.
+    func stream(_ e: SafeTensors.Entry, into source: any TensorDataSource, name: String) throws(CheckpointError) -> UInt32 {
+        let chunk = AlignedBuffer<UInt8>(count: min(SafeTensors.streamChunkBytes, max(e.byteCount, 1)))
+        var crc: UInt32 = 0, offset = 0
+        while offset < e.byteCount {
+            let n = min(chunk.count, e.byteCount - offset)
+            let part = UnsafeMutableRawBufferPointer(start: chunk.pointer, count: n)
+            try SafeTensors.preadFully(fd, part, at: dataStart + e.begin + offset, path: path, what: "tensor \(name)")
+            crc = reckit_crc32c(crc, part.baseAddress, n)
+            do throws(TensorIOError) { try source.write(UnsafeRawBufferPointer(part), at: offset) } catch {
+                throw .tensor(path: path, name: name, reason: "writing its rows: \(error)")
+            }
+            offset += n
+        }
+        return crc
+    }
+
+    /// The absolute file offset of tensor `name`'s data (for storages that read rows straight from the checkpoint).
+    public func dataOffset(of name: String) -> Int? { byName[name].map { dataStart + $0.begin } }
 
     /// Throws unless the header checksum matches.
     public func verifyHeader() throws(CheckpointError) {

@@ -29,36 +29,81 @@ public enum SafeTensors {
 
     /// Writes `tensors` and `metadata` to `path` atomically.
     public static func write(_ tensors: [StateTensor], metadata: [String: String], to path: String) throws(CheckpointError) {
+        try write(tensors, to: path) { _ in metadata }
+    }
+
+    /// Chunk size for streamed tensors (read from their source, checksummed, written).
+    static let streamChunkBytes = 8 << 20
+
+    /// Writes `tensors` to `path` atomically, with the header's metadata made by `metadata` from every tensor's
+    /// CRC-32C. In-memory tensors are checksummed first; streamed ones (`StateTensor.source`) are checksummed while
+    /// they are copied, so the header is written last: a header with the widest placeholder checksums reserves its
+    /// space, and the final one (never longer) is written over it, padded with spaces.
+    public static func write(_ tensors: [StateTensor], to path: String,
+                             metadata: ([String: UInt32]) -> [String: String]) throws(CheckpointError) {
         var names = Set<String>()
         for t in tensors {
             guard names.insert(t.name).inserted else { throw .tensor(path: path, name: t.name, reason: "listed twice") }
             guard t.name != "__metadata__", !t.name.isEmpty else { throw .tensor(path: path, name: t.name, reason: "reserved name") }
-            guard t.elementCount * t.dtype.byteWidth == t.data.count else {
-                throw .tensor(path: path, name: t.name, reason: "\(t.data.count) bytes for shape \(t.shape) of \(t.dtype.rawValue)")
+            guard t.elementCount * t.dtype.byteWidth == t.byteCount else {
+                throw .tensor(path: path, name: t.name, reason: "\(t.byteCount) bytes for shape \(t.shape) of \(t.dtype.rawValue)")
             }
         }
         // Widest dtype first, then the state's own order: every tensor starts aligned to its element size.
         let ordered = tensors.enumerated().sorted {
             $0.element.dtype.byteWidth != $1.element.dtype.byteWidth ? $0.element.dtype.byteWidth > $1.element.dtype.byteWidth : $0.offset < $1.offset
         }.map(\.element)
+        var crcs: [String: UInt32] = [:]
+        for t in ordered { crcs[t.name] = t.source == nil ? reckit_crc32c(0, t.data.baseAddress, t.data.count) : UInt32.max }
+        let streamed = ordered.contains { $0.source != nil }
+        let first = try header(ordered, metadata: metadata(crcs), path: path, reserve: streamed ? 64 : 0)
+        try AtomicWrite.write(to: path) { (w) throws(CheckpointError) in
+            try w.write(first)
+            var chunk: AlignedBuffer<UInt8>?
+            for t in ordered where t.byteCount > 0 {
+                guard let source = t.source else { try w.write(UnsafeRawBufferPointer(t.data)); continue }
+                let buffer = chunk ?? AlignedBuffer<UInt8>(count: streamChunkBytes)
+                chunk = buffer
+                var crc: UInt32 = 0, offset = 0
+                while offset < t.byteCount {
+                    let n = min(streamChunkBytes, t.byteCount - offset)
+                    let part = UnsafeMutableRawBufferPointer(start: buffer.pointer, count: n)
+                    do throws(TensorIOError) { try source.read(into: part, at: offset) } catch {
+                        throw .tensor(path: path, name: t.name, reason: "reading its rows: \(error)")
+                    }
+                    crc = reckit_crc32c(crc, part.baseAddress, n)
+                    try w.write(UnsafeRawBufferPointer(part))
+                    offset += n
+                }
+                crcs[t.name] = crc
+            }
+            if streamed {
+                var last = try header(ordered, metadata: metadata(crcs), path: path, reserve: 0)
+                guard last.count <= first.count else { throw .io(path: path, reason: "the final header outgrew its reserved space") }
+                last.append(Data(repeating: 0x20, count: first.count - last.count))
+                try w.write(last, at: 0)
+            }
+        }
+    }
+
+    /// The 8-byte length and the JSON header (padded with spaces to a multiple of 8, plus `reserve` more bytes).
+    static func header(_ ordered: [StateTensor], metadata: [String: String], path: String, reserve: Int) throws(CheckpointError) -> Data {
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         for t in ordered {
-            header[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.data.count]] as [String: Any]
-            offset += t.data.count
+            header[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + t.byteCount]] as [String: Any]
+            offset += t.byteCount
         }
         var json: Data
         do { json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]) } catch {
             throw .io(path: path, reason: "cannot encode the header: \(error)")
         }
+        json.append(Data(repeating: 0x20, count: reserve))
         while json.count % 8 != 0 { json.append(0x20) }
         var prefix = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { prefix.append(contentsOf: $0) }
         prefix.append(json)
-        try AtomicWrite.write(to: path) { (w) throws(CheckpointError) in
-            try w.write(prefix)
-            for t in ordered where t.data.count > 0 { try w.write(UnsafeRawBufferPointer(t.data)) }
-        }
+        return prefix
     }
 
     /// Reads and validates the header of an open file of `size` bytes.
@@ -179,6 +224,20 @@ enum AtomicWrite {
         func write(_ data: Data) throws(CheckpointError) {
             let failure: CheckpointError? = data.withUnsafeBytes { raw in
                 do throws(CheckpointError) { try write(raw); return nil } catch { return error }
+            }
+            if let failure { throw failure }
+        }
+        /// Writes `data` at byte `offset` of the file (the header, rewritten last), leaving the file position alone.
+        func write(_ data: Data, at offset: Int) throws(CheckpointError) {
+            let failure: CheckpointError? = data.withUnsafeBytes { raw in
+                var done = 0
+                while done < raw.count {
+                    let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+                    done += n
+                }
+                return nil
             }
             if let failure { throw failure }
         }

@@ -29,16 +29,32 @@ public enum TensorRole: String, Sendable, Codable {
 ///
 /// Names are paths (`bottom_mlp.0.weight`, `embeddings.C1.weight`, `embeddings.C1.adagrad_sum`,
 /// `optimizer.top_mlp.1.bias.exp_avg`), unique within a state dict.
+///
+/// A tensor larger than memory (a tiered table's rows, in a file behind a cache) has no `data`: it has a `source`
+/// that reads and writes byte ranges of its row-major contents, and `byteCount` says how many bytes it holds.
+/// Whoever copies state (checkpoints) streams such tensors in chunks; `data` is empty for them.
 public struct StateTensor: @unchecked Sendable {
     public var name: String
     public var dtype: TensorDType
     public var shape: [Int]
     public var role: TensorRole
+    /// The tensor's bytes in memory (empty when `source` holds them).
     public var data: UnsafeMutableRawBufferPointer
+    /// Where the bytes are when they are not in memory.
+    public var source: (any TensorDataSource)?
 
     public init(name: String, dtype: TensorDType, shape: [Int], role: TensorRole, data: UnsafeMutableRawBufferPointer) {
         self.name = name; self.dtype = dtype; self.shape = shape; self.role = role; self.data = data
     }
+
+    /// A tensor whose bytes are read and written through `source`.
+    public init(name: String, dtype: TensorDType, shape: [Int], role: TensorRole, source: any TensorDataSource) {
+        self.init(name: name, dtype: dtype, shape: shape, role: role, data: UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        self.source = source
+    }
+
+    /// Bytes of the tensor's contents (`data.count`, or the product of the shape and the element width when streamed).
+    public var byteCount: Int { source == nil ? data.count : elementCount * dtype.byteWidth }
 
     /// A float tensor over `count` elements at `pointer`.
     public init(name: String, shape: [Int], role: TensorRole, floats pointer: UnsafeMutablePointer<Float>, count: Int) {
@@ -58,4 +74,21 @@ public struct StateTensor: @unchecked Sendable {
     public var floats: UnsafeMutableBufferPointer<Float> {
         data.bindMemory(to: Float.self)
     }
+}
+
+/// The bytes of a tensor that does not live in one memory block, read and written in byte ranges of its row-major
+/// contents (offsets from 0 to the tensor's `byteCount`). Implementations make the ranges consistent with their
+/// own caches (a tiered table flushes dirty rows before a read and drops cached rows a write replaces).
+public protocol TensorDataSource: AnyObject, Sendable {
+    /// Copies bytes `offset ..< offset + destination.count` of the tensor into `destination`.
+    func read(into destination: UnsafeMutableRawBufferPointer, at offset: Int) throws(TensorIOError)
+    /// Replaces bytes `offset ..< offset + bytes.count` of the tensor with `bytes`.
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(TensorIOError)
+}
+
+/// A failed read or write of a streamed tensor: the file and what went wrong.
+public struct TensorIOError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }

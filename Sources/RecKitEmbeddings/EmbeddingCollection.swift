@@ -33,22 +33,48 @@ public final class EmbeddingCollection: @unchecked Sendable {
         self.prefix = prefix; self.specs = specs; self.storages = storages
     }
 
-    /// In-RAM fp32 tables, filled by `initializer`, with state for `optimizer` (nil: inference, no state).
+    /// fp32 tables, filled by `initializer`, with state for `optimizer` (nil: inference, no state): in RAM, or where
+    /// `provider` puts them (it fills its own tables from the same streams).
     public static func dense(prefix: String, specs: [EmbeddingTableSpec], optimizer: SparseOptimizerKind?,
-                             initializer: EmbeddingInitializer) throws(EmbeddingError) -> EmbeddingCollection {
+                             initializer: EmbeddingInitializer, provider: (any RowStorageProvider)? = nil) throws(EmbeddingError) -> EmbeddingCollection {
         for s in specs { try s.validate() }
-        let storages = specs.map { DenseRowStorage(rows: $0.rows, dim: $0.dim, optimizer: optimizer) }
-        if case let .uniform(seed, firstStream, bound) = initializer {
-            TableFill.uniform(storages.map(\.weights), rows: specs.map(\.rows), seed: seed, firstStream: firstStream, bound: bound)
+        var storages: [any RowStorage] = []
+        var inRAM: [(table: Int, storage: DenseRowStorage)] = []
+        for (t, spec) in specs.enumerated() {
+            if let custom = try provider?.makeStorage(prefix: prefix, table: t, spec: spec, kind: .float(optimizer: optimizer, initializer: initializer)) {
+                storages.append(custom)
+            } else {
+                let d = DenseRowStorage(rows: spec.rows, dim: spec.dim, optimizer: optimizer)
+                storages.append(d)
+                inRAM.append((t, d))
+            }
+        }
+        if case let .uniform(seed, firstStream, bound) = initializer, !inRAM.isEmpty {
+            TableFill.uniform(inRAM.map(\.storage.weights), rows: inRAM.map { specs[$0.table].rows }, seed: seed,
+                              streams: inRAM.map { firstStream + UInt64($0.table) }, bound: bound)
         }
         return try EmbeddingCollection(prefix: prefix, specs: specs, storages: storages)
     }
 
-    /// Read-only quantized tables of the given dtype, zeroed (to be read from a checkpoint).
-    public static func quantized(prefix: String, specs: [EmbeddingTableSpec], dtype: QuantizedDType) throws(EmbeddingError) -> EmbeddingCollection {
+    /// Read-only quantized tables of the given dtype, zeroed (to be read from a checkpoint): in RAM, or where
+    /// `provider` puts them.
+    public static func quantized(prefix: String, specs: [EmbeddingTableSpec], dtype: QuantizedDType,
+                                 provider: (any RowStorageProvider)? = nil) throws(EmbeddingError) -> EmbeddingCollection {
         for s in specs { try s.validate() }
-        let storages = specs.map { QuantizedRowStorage(QuantizedTable(dtype: dtype, rows: $0.rows, dim: $0.dim)) }
+        var storages: [any RowStorage] = []
+        for (t, spec) in specs.enumerated() {
+            storages.append(try provider?.makeStorage(prefix: prefix, table: t, spec: spec, kind: .quantized(dtype))
+                            ?? QuantizedRowStorage(QuantizedTable(dtype: dtype, rows: spec.rows, dim: spec.dim)))
+        }
         return try EmbeddingCollection(prefix: prefix, specs: specs, storages: storages)
+    }
+
+    /// Starts fetching the rows the next batch (`sparse`) will look up, on storages that prefetch (tiered ones);
+    /// the next forward waits for it. Nothing else changes.
+    public func prefetch(_ sparse: KeyedJaggedTensor) {
+        for (s, storage) in zip(specs, storages) where storage.prefetches {
+            if let f = sparse.index(of: s.feature) { storage.prefetch(sparse.values[f]) }
+        }
     }
 
     /// This collection with every fp32 table quantized to `dtype` (read-only; the fp32 rows are not kept).

@@ -24,6 +24,36 @@ public protocol RowStorage: AnyObject, Sendable {
     func rows(for ids: UnsafeMutableBufferPointer<Int64>) throws(EmbeddingError) -> ResolvedRows
     /// Ends a batch started by `rows(for:)`; `updated` when the fused optimizer changed the rows.
     func finishBatch(updated: Bool)
+    /// Starts making the rows of `ids` (the next batch's) resident in the background, while the current batch
+    /// computes; the next `rows(for:)` waits for it. Values never depend on it. Default: nothing.
+    func prefetch(_ ids: [Int64])
+    /// Whether `prefetch` does anything (the collection skips gathering ids otherwise).
+    var prefetches: Bool { get }
+    /// One line for logs: where the rows live (e.g. "in RAM", "tiered: 1.2M of 40M rows cached, hit rate 0.93").
+    var storageDescription: String { get }
+}
+
+extension RowStorage {
+    public func prefetch(_ ids: [Int64]) {}
+    public var prefetches: Bool { false }
+    public var storageDescription: String { "in RAM" }
+}
+
+/// Chooses where each table's rows live: the seam a tiered store plugs into. Asked once per table when a model is
+/// built; nil keeps the default (fp32 rows in RAM, or quantized rows in RAM).
+public protocol RowStorageProvider: Sendable {
+    /// The storage for table `table` of collection `prefix`, or nil for the default. A storage returned for
+    /// `.float` holds the values `initializer` gives, drawn exactly as `TableFill` draws them (so results do not
+    /// depend on where rows live); with `.none` its values are about to be replaced by a checkpoint.
+    func makeStorage(prefix: String, table: Int, spec: EmbeddingTableSpec, kind: RowStorageKind) throws(EmbeddingError) -> (any RowStorage)?
+}
+
+/// What a storage must hold.
+public enum RowStorageKind: Sendable {
+    /// fp32 rows with `optimizer`'s state (nil: inference), filled by `initializer`.
+    case float(optimizer: SparseOptimizerKind?, initializer: EmbeddingInitializer)
+    /// Read-only quantized rows.
+    case quantized(QuantizedDType)
 }
 
 /// The rows of a batch as the kernels see them.

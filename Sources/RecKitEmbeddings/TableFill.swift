@@ -15,13 +15,33 @@ import RecKitCore
 public enum TableFill {
     public static func uniform(_ tables: [AlignedBuffer<Float>], rows: [Int], seed: UInt64, firstStream: UInt64,
                                bound: (_ rows: Int) -> Float) {
+        uniform(tables, rows: rows, seed: seed, streams: tables.indices.map { firstStream + UInt64($0) }, bound: bound)
+    }
+
+    /// The same, table i drawn from stream `streams[i]` (a collection whose other tables live elsewhere).
+    public static func uniform(_ tables: [AlignedBuffer<Float>], rows: [Int], seed: UInt64, streams: [UInt64],
+                               bound: (_ rows: Int) -> Float) {
         let bounds = rows.map(bound)
         let largestFirst = rows.indices.sorted { rows[$0] > rows[$1] }
         DispatchQueue.concurrentPerform(iterations: largestFirst.count) { i in
             let t = largestFirst[i]
-            var r = SeededRandom.stream(seed: seed, index: firstStream + UInt64(t))
-            let p = tables[t].pointer, b = bounds[t]
-            for e in 0..<tables[t].count { p[e] = (r.nextUniform() * 2 - 1) * b }
+            var s = Stream(seed: seed, stream: streams[t], bound: bounds[t])
+            s.fill(tables[t].pointer, count: tables[t].count)
+        }
+    }
+
+    /// One table's values in order, for storages that write their rows in chunks (a tiered table's file): the e-th
+    /// call position gives the same value as element e of an in-RAM table filled from the same stream.
+    public struct Stream {
+        var random: SeededRandom
+        let bound: Float
+        public init(seed: UInt64, stream: UInt64, bound: Float) {
+            random = SeededRandom.stream(seed: seed, index: stream)
+            self.bound = bound
+        }
+        /// Writes the next `count` values to `p`.
+        public mutating func fill(_ p: UnsafeMutablePointer<Float>, count: Int) {
+            for e in 0..<count { p[e] = (random.nextUniform() * 2 - 1) * bound }
         }
     }
 }

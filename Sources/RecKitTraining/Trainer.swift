@@ -83,11 +83,14 @@ public final class Trainer {
     }
 
     /// One optimizer step on `batch` (which must carry labels) in epoch `epoch`; returns the batch's mean loss.
+    /// `next`, the batch that will follow, lets storages that keep rows elsewhere (tiered tables) fetch its rows
+    /// while this one computes.
     @discardableResult
-    public func step(_ batch: Batch, epoch: Int) throws(TrainingError) -> Double {
+    public func step(_ batch: Batch, epoch: Int, next: Batch? = nil) throws(TrainingError) -> Double {
         let loss = try phase(.forward) { () throws(TrainingError) -> Double in
             do throws(ModelError) {
                 try model.forward(batch, workspace: workspace, mode: .training, pool: pool)
+                if let next { model.prefetch(next) }
                 return try BinaryCrossEntropy.loss(workspace, labels: batch.labels)
             } catch { throw .model(error) }
         }
@@ -151,10 +154,12 @@ public final class Trainer {
             epochsRun = epoch + 1
             let stream = try train.batches(epoch: epoch, skip: epoch == position.epoch ? position.rowInEpoch : 0)
             if epoch != position.epoch || position.rowInEpoch == 0 { position.epoch = epoch; position.rowInEpoch = 0 }
-            while let batch = try stream.next() {
+            var upcoming = try stream.next()
+            while let batch = upcoming {
                 if let m = o.maxSteps, position.step >= m { stopped = true; break }
+                upcoming = try stream.next()
                 guard batch.size > 0 else { continue }
-                lastLoss = try step(batch, epoch: epoch)
+                lastLoss = try step(batch, epoch: epoch, next: upcoming)
                 seen += batch.size
                 position.epoch = epoch
                 position.rowInEpoch += batch.size

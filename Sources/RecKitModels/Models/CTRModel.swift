@@ -43,6 +43,12 @@ extension CTRModel {
         denseParameters.map(\.stateTensor) + embeddingCollections.flatMap { $0.stateTensors() }
     }
 
+    /// Starts fetching the rows `batch` will look up on storages that keep rows elsewhere (tiered tables), while
+    /// the current batch computes. Call it after the current batch's forward; values never depend on it.
+    public func prefetch(_ batch: Batch) {
+        for c in embeddingCollections { c.prefetch(batch.sparse) }
+    }
+
     /// The sparse optimizer the embedding rows keep state for (nil: inference-only model).
     public var sparseOptimizer: SparseOptimizerKind? { embeddingCollections.first?.optimizer }
 

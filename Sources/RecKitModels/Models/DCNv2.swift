@@ -38,8 +38,8 @@ public struct DCNv2Config: ModelConfiguration, Equatable {
     }
 
     public func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                          quantization: QuantizedDType?) throws(ModelError) -> any CTRModel {
-        try DCNv2(config: self, initialization: initialization, sparseOptimizer: sparseOptimizer, quantization: quantization)
+                          quantization: QuantizedDType?, storage: (any RowStorageProvider)?) throws(ModelError) -> any CTRModel {
+        try DCNv2(config: self, initialization: initialization, sparseOptimizer: sparseOptimizer, quantization: quantization, storage: storage)
     }
 }
 
@@ -58,7 +58,7 @@ public final class DCNv2: CTRModel, @unchecked Sendable {
     public let embeddings: EmbeddingCollection
 
     public init(config: DCNv2Config, initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                quantization: QuantizedDType? = nil) throws(ModelError) {
+                quantization: QuantizedDType? = nil, storage: (any RowStorageProvider)? = nil) throws(ModelError) {
         try config.validate()
         self.config = config
         var rng: SeededRandom? = nil
@@ -66,7 +66,7 @@ public final class DCNv2: CTRModel, @unchecked Sendable {
         let w = config.width
         embeddings = try makeCollection(prefix: "embeddings", specs: config.tables(dim: config.embeddingDim), initialization: initialization,
                                         stream: 1, bound: EmbeddingInitializer.reciprocalSqrtBound, sparseOptimizer: sparseOptimizer,
-                                        quantization: quantization)
+                                        quantization: quantization, storage: storage)
         cross = CrossNetwork(width: w, layers: config.crossLayers, rank: config.crossRank, rng: &rng, name: "cross")
         let hidden = config.deepHidden.isEmpty ? [w] : config.deepHidden
         deep = MLP(sizes: [w] + hidden + (config.parallel ? [] : [1]), lastActivation: config.parallel ? .relu : .identity,

@@ -22,7 +22,7 @@ public final class DLRM: CTRModel, @unchecked Sendable {
     let interaction: DotInteraction
 
     public init(config: DLRMConfig, initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                quantization: QuantizedDType? = nil) throws(ModelError) {
+                quantization: QuantizedDType? = nil, storage: (any RowStorageProvider)? = nil) throws(ModelError) {
         try config.validate()
         self.config = config
         var rng: SeededRandom? = nil
@@ -32,7 +32,7 @@ public final class DLRM: CTRModel, @unchecked Sendable {
         top = MLP(sizes: [config.interactionWidth] + config.topHidden + [1], lastActivation: .identity, rng: &rng, name: "top_mlp")
         embeddings = try makeCollection(prefix: "embeddings", specs: config.tables(dim: config.embeddingDim), initialization: initialization,
                                         stream: 1, bound: EmbeddingInitializer.reciprocalSqrtBound, sparseOptimizer: sparseOptimizer,
-                                        quantization: quantization)
+                                        quantization: quantization, storage: storage)
         interaction = DotInteraction(vectorCount: config.vectorCount, dim: config.embeddingDim, includeDiagonal: config.includeDiagonal)
     }
 

@@ -50,7 +50,7 @@ public struct DLRMConfig: ModelConfiguration, Equatable {
     }
 
     public func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                          quantization: QuantizedDType?) throws(ModelError) -> any CTRModel {
-        try DLRM(config: self, initialization: initialization, sparseOptimizer: sparseOptimizer, quantization: quantization)
+                          quantization: QuantizedDType?, storage: (any RowStorageProvider)?) throws(ModelError) -> any CTRModel {
+        try DLRM(config: self, initialization: initialization, sparseOptimizer: sparseOptimizer, quantization: quantization, storage: storage)
     }
 }

@@ -17,9 +17,9 @@ public struct FMConfig: ModelConfiguration, Equatable {
         tables(dim: 1).map { ("first_order", $0) } + tables(dim: embeddingDim).map { ("factors", $0) }
     }
     public func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                          quantization: QuantizedDType?) throws(ModelError) -> any CTRModel {
+                          quantization: QuantizedDType?, storage: (any RowStorageProvider)?) throws(ModelError) -> any CTRModel {
         try FactorizationMachine(denseCount: denseCount, sparse: sparse, factorDim: embeddingDim, initialization: initialization,
-                                 sparseOptimizer: sparseOptimizer, quantization: quantization)
+                                 sparseOptimizer: sparseOptimizer, quantization: quantization, storage: storage)
     }
 }
 
@@ -32,9 +32,9 @@ public struct LRConfig: ModelConfiguration, Equatable {
     public func validate() throws(ModelError) { try validateFeatures(dim: 1) }
     public var embeddingTables: [(collection: String, spec: EmbeddingTableSpec)] { tables(dim: 1).map { ("first_order", $0) } }
     public func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                          quantization: QuantizedDType?) throws(ModelError) -> any CTRModel {
+                          quantization: QuantizedDType?, storage: (any RowStorageProvider)?) throws(ModelError) -> any CTRModel {
         try FactorizationMachine(denseCount: denseCount, sparse: sparse, factorDim: nil, initialization: initialization,
-                                 sparseOptimizer: sparseOptimizer, quantization: quantization)
+                                 sparseOptimizer: sparseOptimizer, quantization: quantization, storage: storage)
     }
 }
 
@@ -58,17 +58,18 @@ public final class FactorizationMachine: CTRModel, @unchecked Sendable {
     let bias: AlignedBuffer<Float>, biasGrad: AlignedBuffer<Float>
 
     public init(denseCount: Int, sparse: [SparseFeatureSpec], factorDim: Int?, initialization: ModelInitialization,
-                sparseOptimizer: SparseOptimizerKind?, quantization: QuantizedDType? = nil) throws(ModelError) {
+                sparseOptimizer: SparseOptimizerKind?, quantization: QuantizedDType? = nil,
+                storage: (any RowStorageProvider)? = nil) throws(ModelError) {
         denseCountValue = denseCount
         self.sparse = sparse
         self.factorDim = factorDim
         let ones = sparse.map { EmbeddingTableSpec(name: $0.name, rows: $0.rows, dim: 1) }
         firstOrder = try makeCollection(prefix: "first_order", specs: ones, initialization: initialization, stream: 0,
-                                        bound: { _ in 0 }, zeros: true, sparseOptimizer: sparseOptimizer, quantization: quantization)
+                                        bound: { _ in 0 }, zeros: true, sparseOptimizer: sparseOptimizer, quantization: quantization, storage: storage)
         if let d = factorDim {
             let specs = sparse.map { EmbeddingTableSpec(name: $0.name, rows: $0.rows, dim: d) }
             factors = try makeCollection(prefix: "factors", specs: specs, initialization: initialization, stream: 100,
-                                         bound: { _ in 0.01 }, sparseOptimizer: sparseOptimizer, quantization: quantization)
+                                         bound: { _ in 0.01 }, sparseOptimizer: sparseOptimizer, quantization: quantization, storage: storage)
         } else {
             factors = nil
         }

@@ -48,9 +48,18 @@ public protocol ModelConfiguration: Codable, Sendable {
     /// file before allocating them).
     var embeddingTables: [(collection: String, spec: EmbeddingTableSpec)] { get }
     /// A model of this configuration; `sparseOptimizer` sizes the rows' optimizer state (nil: none, inference),
-    /// `quantization` makes the tables read-only quantized rows.
+    /// `quantization` makes the tables read-only quantized rows, `storage` chooses where each table's rows live
+    /// (nil: all in RAM).
     func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
-                   quantization: QuantizedDType?) throws(ModelError) -> any CTRModel
+                   quantization: QuantizedDType?, storage: (any RowStorageProvider)?) throws(ModelError) -> any CTRModel
+}
+
+extension ModelConfiguration {
+    /// A model with every table in RAM.
+    public func makeModel(initialization: ModelInitialization, sparseOptimizer: SparseOptimizerKind?,
+                          quantization: QuantizedDType?) throws(ModelError) -> any CTRModel {
+        try makeModel(initialization: initialization, sparseOptimizer: sparseOptimizer, quantization: quantization, storage: nil)
+    }
 }
 
 extension ModelConfiguration {
@@ -91,14 +100,14 @@ func validateHidden(_ sizes: [Int], _ what: String) throws(ModelError) {
 /// Builds the embedding collection a configuration asks for.
 func makeCollection(prefix: String, specs: [EmbeddingTableSpec], initialization: ModelInitialization, stream: UInt64,
                     bound: @escaping @Sendable (Int) -> Float, zeros: Bool = false, sparseOptimizer: SparseOptimizerKind?,
-                    quantization: QuantizedDType?) throws(ModelError) -> EmbeddingCollection {
+                    quantization: QuantizedDType?, storage: (any RowStorageProvider)?) throws(ModelError) -> EmbeddingCollection {
     do {
-        if let q = quantization { return try EmbeddingCollection.quantized(prefix: prefix, specs: specs, dtype: q) }
+        if let q = quantization { return try EmbeddingCollection.quantized(prefix: prefix, specs: specs, dtype: q, provider: storage) }
         let initializer: EmbeddingInitializer
         switch initialization {
         case .none: initializer = .none
         case .random(let seed): initializer = zeros ? .zeros : .uniform(seed: seed, firstStream: stream, bound: bound)
         }
-        return try EmbeddingCollection.dense(prefix: prefix, specs: specs, optimizer: sparseOptimizer, initializer: initializer)
+        return try EmbeddingCollection.dense(prefix: prefix, specs: specs, optimizer: sparseOptimizer, initializer: initializer, provider: storage)
     } catch { throw .embedding(error) }
 }

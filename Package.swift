@@ -17,12 +17,13 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitData", ["RecKitCore", "CRecKitShims"], []),
     ("RecKitCarbon", [], []),
     ("RecKitModels", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], []),
-    ("RecKitTiered", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "CLibURing"], []),
+    ("RecKitTiered", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "CLibURing"], []),
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
-    ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "CRecKitShims"], []),
+    ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTiered",
+                        "CRecKitShims"], []),
     ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitCheckpoint"], []),
     ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
-    ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
+    ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTiered", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
                           "RecKitServer"], ["Logging"]),
 ]
 
@@ -60,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer"],
+                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered"],
                                        ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
@@ -76,7 +77,7 @@ let package = Package(
                                                               "RecKitTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "IntegrationTests", dependencies: ["RecKitData", "RecKitModels", "RecKitKernels", "RecKitCore"]),
-        .testTarget(name: "RecKitTrainingTests", dependencies: ["RecKitTraining", "RecKitCheckpoint", "RecKitEmbeddings", "RecKitModels", "RecKitData",
+        .testTarget(name: "RecKitTrainingTests", dependencies: ["RecKitTraining", "RecKitCheckpoint", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitTiered",
                                                                 "RecKitKernels", "RecKitCore", "RecKitTestSupport"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit", "RecKitCore"]),

@@ -201,7 +201,7 @@ public final class CheckpointReader: @unchecked Sendable {
     /// their sparse optimizer's state (training); otherwise the model is inference-only and keeps none. Every
     /// embedding table's size is checked against the file before it is allocated; the model is built without any
     /// initial values (its memory is filled straight from the file).
-    public func loadModel(optimizerState: Bool) throws(CheckpointError) -> any CTRModel {
+    public func loadModel(optimizerState: Bool, storage: (any RowStorageProvider)? = nil) throws(CheckpointError) -> any CTRModel {
         let config: any ModelConfiguration
         do {
             config = try metadata.modelConfiguration()
@@ -219,11 +219,16 @@ public final class CheckpointReader: @unchecked Sendable {
         let sparse = optimizerState ? metadata.sparseOptimizerKind : nil
         if optimizerState, q != nil { throw .model(path: path, reason: "a quantized checkpoint is inference-only") }
         let model: any CTRModel
-        do { model = try config.makeModel(initialization: .none, sparseOptimizer: sparse, quantization: q) } catch {
+        do { model = try config.makeModel(initialization: .none, sparseOptimizer: sparse, quantization: q, storage: storage) } catch {
             throw .model(path: path, reason: error.description)
         }
-        try read(into: model.stateTensors()) { name in
-            name.hasPrefix("vocabulary.") || name.hasPrefix(OptimizerStateNames.prefix) || (!optimizerState && name.hasSuffix(".adagrad_sum"))
+        // Tables a storage reads in place from this very file are already "loaded" (and not checksummed here: that
+        // would read them whole at start-up).
+        let tensors = model.stateTensors()
+        let inPlace = Set(tensors.filter { $0.source?.backingFile == path }.map(\.name))
+        try read(into: tensors.filter { !inPlace.contains($0.name) }) { name in
+            inPlace.contains(name) || name.hasPrefix("vocabulary.") || name.hasPrefix(OptimizerStateNames.prefix)
+                || (!optimizerState && name.hasSuffix(".adagrad_sum"))
         }
         return model
     }

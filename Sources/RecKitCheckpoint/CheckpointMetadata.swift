@@ -14,6 +14,7 @@ import RecKitModels
 /// | `step`, `seed`, `rows_seen`, `position` | training progress and the effective seed; `position` is JSON |
 /// | `quantization` | fp16 / int8 / int4 for quantized tables |
 /// | `recipe` | the training options (JSON), informational |
+/// | `storage` | where the tables lived when written (JSON: tiered tables, cache), informational; the file's tensors are the same either way |
 /// | `crc32c` | JSON object: tensor name → CRC-32C of its bytes |
 public struct CheckpointMetadata: Sendable, Equatable {
     public static let formatName = "reckit-checkpoint"
@@ -33,6 +34,8 @@ public struct CheckpointMetadata: Sendable, Equatable {
     public var quantization: QuantizedDType?
     /// The training options (JSON), informational.
     public var recipe: Data?
+    /// Where the tables lived when written (JSON), informational.
+    public var storage: Data?
 
     public init(model: ModelKind, config: Data, schema: DatasetSchema?, denseOptimizer: OptimizerRecord?, sparseOptimizer: OptimizerRecord?,
                 step: Int, seed: UInt64, rowsSeen: Int, position: Data? = nil, quantization: QuantizedDType? = nil, recipe: Data? = nil) {
@@ -84,6 +87,7 @@ public struct CheckpointMetadata: Sendable, Equatable {
         if let position { m["position"] = String(decoding: position, as: UTF8.self) }
         if let quantization { m["quantization"] = quantization.rawValue }
         if let recipe { m["recipe"] = String(decoding: recipe, as: UTF8.self) }
+        if let storage { m["storage"] = String(decoding: storage, as: UTF8.self) }
         return m
     }
 
@@ -122,11 +126,12 @@ public struct CheckpointMetadata: Sendable, Equatable {
             guard let c = UInt32(v, radix: 16) else { throw .invalid(path: path, reason: "__metadata__.crc32c[\(k)]: '\(v)'") }
             crcs[k] = c
         }
-        let meta = CheckpointMetadata(
+        var meta = CheckpointMetadata(
             model: model, config: Data(try field("config").utf8), schema: try decodeJSON("schema", DatasetSchema.self),
             denseOptimizer: try decodeJSON("dense_optimizer", OptimizerRecord.self),
             sparseOptimizer: try decodeJSON("sparse_optimizer", OptimizerRecord.self), step: step, seed: seed, rowsSeen: rowsSeen,
             position: m["position"].map { Data($0.utf8) }, quantization: quantization, recipe: m["recipe"].map { Data($0.utf8) })
+        meta.storage = m["storage"].map { Data($0.utf8) }
         return (meta, crcs)
     }
 }

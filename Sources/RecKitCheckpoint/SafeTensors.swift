@@ -78,9 +78,11 @@ public enum SafeTensors {
                 crcs[t.name] = crc
             }
             if streamed {
+                // Same length field, same size: the final JSON padded with spaces to the reserved length.
                 var last = try header(ordered, metadata: metadata(crcs), path: path, reserve: 0)
                 guard last.count <= first.count else { throw .io(path: path, reason: "the final header outgrew its reserved space") }
                 last.append(Data(repeating: 0x20, count: first.count - last.count))
+                last.replaceSubrange(0..<8, with: first.prefix(8))
                 try w.write(last, at: 0)
             }
         }

@@ -84,6 +84,13 @@ public protocol TensorDataSource: AnyObject, Sendable {
     func read(into destination: UnsafeMutableRawBufferPointer, at offset: Int) throws(TensorIOError)
     /// Replaces bytes `offset ..< offset + bytes.count` of the tensor with `bytes`.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(TensorIOError)
+    /// The file the bytes are read from in place, when they are a checkpoint's own tensor (serving reads rows
+    /// straight from the checkpoint: loading it must not copy the tensor onto itself). Default nil.
+    var backingFile: String? { get }
+}
+
+extension TensorDataSource {
+    public var backingFile: String? { nil }
 }
 
 /// A failed read or write of a streamed tensor: the file and what went wrong.

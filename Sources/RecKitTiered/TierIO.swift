@@ -18,7 +18,7 @@ public enum TierIOEngine: String, Sendable, Codable, CaseIterable {
 }
 
 /// One transfer of a batch.
-struct TierRequest {
+struct TierRequest: @unchecked Sendable {
     var buffer: UnsafeMutableRawPointer
     var length: UInt32
     var offset: Int64
@@ -37,7 +37,6 @@ final class TierIO: @unchecked Sendable {
     private var offsets: [Int64] = []
     /// Totals for the run's report.
     private(set) var bytesRead = 0
-    private(set) var bytesWritten = 0
     private(set) var requests = 0
 
     /// `preferred` when it works here; otherwise the pread pool, with `why` saying what happened.
@@ -66,7 +65,7 @@ final class TierIO: @unchecked Sendable {
         let n = requests.count
         self.requests += n
         let total = requests.reduce(0) { $0 + Int($1.length) }
-        if write { bytesWritten += total } else { bytesRead += total }
+        if !write { bytesRead += total }
         var failure: Int32 = 0
         switch engine {
         case .uring:

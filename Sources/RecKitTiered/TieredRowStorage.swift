@@ -67,6 +67,11 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
     }
 
     public var capacity: Int { cache.capacity }
+    public var policy: CachePolicy { cache.policy }
+    /// Slots holding a row.
+    public var occupied: Int { capacity - cache.free.count }
+    /// Every slot holds a row: from now on each miss evicts one.
+    public var isFull: Bool { cache.free.isEmpty }
     public var prefetches: Bool { true }
     public var storageDescription: String {
         String(format: "tiered: %d of %d rows cached (%@), hit rate %.3f", capacity, rows, cache.policy.rawValue, stats.hitRate)
@@ -79,6 +84,10 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
 
     public func rows(for ids: UnsafeMutableBufferPointer<Int64>) throws(EmbeddingError) -> ResolvedRows {
         pending.wait()
+        if let failure = backgroundFailure {
+            backgroundFailure = nil
+            throw .storage(table: name, "writing evicted rows back failed: \(failure)")
+        }
         if repin { try pinNow() }
         defer { staged.removeAll(keepingCapacity: true) }
         let t0 = DispatchTime.now().uptimeNanoseconds
@@ -117,7 +126,7 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
         }
         let t1 = DispatchTime.now().uptimeNanoseconds
         do throws(TensorIOError) {
-            try writeBack(writeList)
+            try writeBackLater(writeList)
             let t2 = DispatchTime.now().uptimeNanoseconds
             try fetch(readList, copies: copyList)
             let t3 = DispatchTime.now().uptimeNanoseconds
@@ -127,6 +136,7 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
             throw .storage(table: name, error.description)
         }
         stats.lookupNanoseconds += t1 - t0
+        stats.backgroundWriteNanoseconds = backgroundWriteNanoseconds
         stats.lookups += ids.count
         stats.misses += newRows
         stats.prefetchHits += copyList.count
@@ -146,7 +156,8 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
     // MARK: Prefetch
 
     public func prefetch(_ ids: [Int64]) {
-        pending.wait()
+        // No wait: the queue is serial, so this runs after the write-backs already queued (rows evicted by this
+        // batch are on disk before anything is read), and `rows(for:)` waits for both.
         let map = cache.map
         pending.enter()
         queue.async { [self] in
@@ -201,6 +212,48 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
         if ioBuffer.count < need { ioBuffer = AlignedBuffer(count: need * 5 / 4) }
     }
 
+    /// An error of a background write-back, reported by the next `rows(for:)`.
+    private var backgroundFailure: TensorIOError?
+    /// Buffers of queued write-backs (a small pool, reused).
+    private var writeBuffers: [AlignedBuffer<UInt8>] = []
+    private let writeBuffersLock = NSLock()
+
+    /// Queues the write-back of `list` (slot, row id): the records are copied out of their slots now (the slots are
+    /// about to hold other rows) and written on the I/O queue while the batch computes.
+    private func writeBackLater(_ list: [(slot: Int32, id: Int64)]) throws(TensorIOError) {
+        guard !list.isEmpty else { return }
+        let rb = layout.recordBytes
+        writeBuffersLock.lock()
+        var buffer = writeBuffers.popLast() ?? AlignedBuffer<UInt8>(count: 0)
+        writeBuffersLock.unlock()
+        if buffer.count < list.count * rb { buffer = AlignedBuffer(count: list.count * rb * 5 / 4) }
+        var jobs: [TierRequest] = []
+        jobs.reserveCapacity(list.count)
+        for (k, e) in list.enumerated() {
+            let p = UnsafeMutableRawPointer(buffer.pointer + k * rb)
+            gather(e.slot, into: p)
+            jobs.append(TierRequest(buffer: p, length: UInt32(rb), offset: layout.offset(e.id)))
+        }
+        stats.writtenBack += list.count
+        let job = buffer
+        let requestsToWrite = jobs
+        pending.enter()
+        queue.async { [self] in
+            defer { pending.leave() }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            do throws(TensorIOError) {
+                try requestsToWrite.withUnsafeBufferPointer { (r) throws(TensorIOError) in try file.writeRecords(r) }
+            } catch {
+                if backgroundFailure == nil { backgroundFailure = error }
+            }
+            backgroundWriteNanoseconds += DispatchTime.now().uptimeNanoseconds - t0
+            writeBuffersLock.lock(); writeBuffers.append(job); writeBuffersLock.unlock()
+        }
+    }
+
+    /// Nanoseconds the I/O queue spent writing back (overlapped with compute).
+    private var backgroundWriteNanoseconds: UInt64 = 0
+
     /// Writes the rows of `list` (slot, row id) to their records.
     private func writeBack(_ list: [(slot: Int32, id: Int64)]) throws(TensorIOError) {
         guard !list.isEmpty else { return }
@@ -212,7 +265,7 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
             gather(e.slot, into: p)
             requests.append(TierRequest(buffer: p, length: UInt32(rb), offset: layout.offset(e.id)))
         }
-        try requests.withUnsafeBufferPointer { (r) throws(TensorIOError) in try io.run(write: true, fd: file.fd, r, path: file.path) }
+        try requests.withUnsafeBufferPointer { (r) throws(TensorIOError) in try file.writeRecords(r) }
         stats.writtenBack += list.count
     }
 
@@ -358,6 +411,7 @@ final class TierTensorSource: TensorDataSource, @unchecked Sendable {
         guard let base = destination.baseAddress else { return }
         try storage.transfer(component: byteOffset, bytesPerRow: bytesPerRow, buffer: base, offset: offset, count: destination.count, write: false)
     }
+    var backingFile: String? { storage.file.writable ? nil : storage.file.path }
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(TensorIOError) {
         guard let base = bytes.baseAddress else { return }
         try storage.transfer(component: byteOffset, bytesPerRow: bytesPerRow, buffer: UnsafeMutableRawPointer(mutating: base), offset: offset,
@@ -379,6 +433,9 @@ public struct TierStats: Sendable, Codable {
     public var fetchNanoseconds: UInt64 = 0
     public var writeBackNanoseconds: UInt64 = 0
     public var prefetchNanoseconds: UInt64 = 0
+    /// Write-backs on the I/O queue (overlapped with compute).
+    public var backgroundWriteNanoseconds: UInt64 = 0
+    public init() {}
     /// Lookups served by rows already cached (prefetched rows count as misses).
     public var hitRate: Double { lookups == 0 ? 1 : 1 - Double(misses) / Double(lookups) }
 
@@ -389,6 +446,7 @@ public struct TierStats: Sendable, Codable {
         s.writtenBack += b.writtenBack
         s.lookupNanoseconds += b.lookupNanoseconds; s.fetchNanoseconds += b.fetchNanoseconds
         s.writeBackNanoseconds += b.writeBackNanoseconds; s.prefetchNanoseconds += b.prefetchNanoseconds
+        s.backgroundWriteNanoseconds += b.backgroundWriteNanoseconds
         return s
     }
 }

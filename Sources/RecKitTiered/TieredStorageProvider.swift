@@ -146,7 +146,7 @@ public final class TieredStorageProvider: RowStorageProvider, @unchecked Sendabl
 
     /// Bytes moved by the I/O engine, and which engine runs (with the reason when io_uring was refused).
     public var ioSummary: (engine: TierIOEngine, note: String, bytesRead: Int, bytesWritten: Int) {
-        (io.engine, io.why, io.bytesRead, io.bytesWritten)
+        (io.engine, io.why, io.bytesRead, storages.reduce(0) { $0 + $1.stats.writtenBack * $1.layout.recordBytes })
     }
 
     /// Tier files are read in place from the checkpoint at this path (serving), if any.

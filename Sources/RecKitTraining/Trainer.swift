@@ -138,7 +138,11 @@ public final class Trainer {
     /// Early stopping keeps the best epoch's parameters: when an epoch is the best so far and another one follows,
     /// the model's state is written to a checkpoint file in `snapshotDirectory` (not kept in RAM), and restored at the
     /// end if a later epoch did worse.
+    ///
+    /// `checkpoint`, when given, is called after every `checkpointEvery`-th step with the position reached and the rows
+    /// trained so far (periodic checkpoints: a run killed at any moment resumes from the last one).
     public func fit(train: any BatchSource, validation: (any BatchSource)?, snapshotDirectory: String? = nil,
+                    checkpointEvery: Int? = nil, checkpoint: ((TrainPosition, Int) throws(TrainingError) -> Void)? = nil,
                     progress: ((TrainProgress) -> Void)? = nil) throws(TrainingError) -> TrainReport {
         let o = options
         let t0 = Date()
@@ -163,6 +167,7 @@ public final class Trainer {
                 seen += batch.size
                 position.epoch = epoch
                 position.rowInEpoch += batch.size
+                if let every = checkpointEvery, every > 0, position.step % every == 0, let checkpoint { try checkpoint(position, seen) }
                 if let progress, Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()
                     progress(TrainProgress(epoch: epoch, step: position.step, rows: seen, totalRows: train.rowCount * o.epochs,

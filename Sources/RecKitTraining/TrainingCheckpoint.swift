@@ -4,6 +4,7 @@ import RecKitCore
 import RecKitData
 import RecKitKernels
 import RecKitModels
+import RecKitTiered
 
 /// A training run's state in a checkpoint: the model, the dense optimizer's moments, the options used (the recipe),
 /// where training stands, and the data's schema and vocabularies (so raw rows can be scored later).
@@ -27,11 +28,14 @@ public enum TrainingCheckpoint {
         }
         var dense = optimizer?.record
         dense?.learningRate = options.learningRate
-        let meta = CheckpointMetadata(
+        let base = CheckpointMetadata(
             model: model.kind, config: model.configuration.encodedJSON(), schema: schema, denseOptimizer: dense,
             sparseOptimizer: sparse, step: position?.step ?? optimizer?.step ?? 0, seed: options.seed, rowsSeen: rowsSeen,
             position: position.flatMap { try? enc.encode($0) }, quantization: model.quantization,
             recipe: try? enc.encode(options.file))
+        var withStorage = base
+        withStorage.storage = Tiering.record(model)
+        let meta = withStorage
         do throws(CheckpointError) {
             try Checkpoint.write(tensors, vocabularies: zip(features, vocabularies).map { (feature: $0, keys: $1) }, metadata: meta, to: path)
         } catch { throw .checkpoint(error) }
@@ -45,16 +49,26 @@ public enum TrainingCheckpoint {
         public var metadata: CheckpointMetadata
         /// The options it was trained with (nil for checkpoints that did not record them).
         public var recipe: TrainOptions.File?
+        /// The provider of its tiered tables, when resumed with tiering.
+        public var tiering: TieredStorageProvider?
     }
 
     /// Opens `path` for resuming: the model with its sparse optimizer state, the dense optimizer with its moments and
     /// step, the position and recipe. Refuses inference-only (quantized) checkpoints and ones without a position.
-    public static func resume(_ path: String) throws(TrainingError) -> Resumed {
+    public static func resume(_ path: String, tiering: TierOptions? = nil) throws(TrainingError) -> Resumed {
         let reader: CheckpointReader
         let model: any CTRModel
+        var provider: TieredStorageProvider?
         do throws(CheckpointError) {
             reader = try Checkpoint.open(path)
-            model = try reader.loadModel(optimizerState: true)
+            if let tiering {
+                let config: any ModelConfiguration
+                do { config = try reader.metadata.modelConfiguration() } catch { throw CheckpointError.model(path: path, reason: error.description) }
+                do throws(TrainingError) {
+                    provider = try Tiering.provider(tiering, config: config, optimizer: reader.metadata.sparseOptimizerKind)
+                } catch { throw CheckpointError.model(path: path, reason: error.description) }
+            }
+            model = try reader.loadModel(optimizerState: true, storage: provider)
         } catch { throw .checkpoint(error) }
         let meta = reader.metadata
         guard let positionData = meta.position, let position = try? JSONDecoder().decode(TrainPosition.self, from: positionData) else {
@@ -74,6 +88,6 @@ public enum TrainingCheckpoint {
         }
         optimizer.setStep(record.step ?? meta.step)
         let recipe = meta.recipe.flatMap { try? JSONDecoder().decode(TrainOptions.File.self, from: $0) }
-        return Resumed(model: model, optimizer: optimizer, position: position, metadata: meta, recipe: recipe)
+        return Resumed(model: model, optimizer: optimizer, position: position, metadata: meta, recipe: recipe, tiering: provider)
     }
 }

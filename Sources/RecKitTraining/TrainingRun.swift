@@ -4,6 +4,7 @@ import RecKitCore
 import RecKitData
 import RecKitKernels
 import RecKitModels
+import RecKitTiered
 
 /// `reckit train` as a library call: data (a shard directory, or raw files converted on the spot), the effective
 /// options (the data-size recipe, then a resumed checkpoint's recipe, then `--config`, then the flags given), a new
@@ -21,6 +22,10 @@ public struct TrainingRun {
     public var threads = ThreadPool.hardwareConcurrency
     public var resume: String?
     public var output: String
+    /// Tables larger than RAM: tier the large ones under these options (nil: every table in RAM).
+    public var tiering: TierOptions?
+    /// Write the checkpoint (atomically, to `output`) every this many steps, not only at the end.
+    public var checkpointEvery: Int?
 
     public init(model: ModelKind, data: [String], output: String) { self.model = model; self.data = data; self.output = output }
 
@@ -32,6 +37,8 @@ public struct TrainingRun {
         public var skippedRows: Int
         public var firstSkipped: RowIssue?
         public var trainer: Trainer
+        /// Tiered tables: hit rate, misses, I/O (nil when every table was in RAM).
+        public var tiering: Tiering.Report?
     }
 
     /// The training split (the first rows by file order, shuffled within themselves) and the validation split (the
@@ -66,7 +73,7 @@ public struct TrainingRun {
         } catch { throw .data(error) }
         guard ds.schema.hasLabel else { throw .options("training needs labels; \(data.joined(separator: " ")) has none") }
         var o = TrainOptions.recipe(rows: ds.manifest.rows)
-        let resumed = try resume.map { (p) throws(TrainingError) in try TrainingCheckpoint.resume(p) }
+        let resumed = try resume.map { (p) throws(TrainingError) in try TrainingCheckpoint.resume(p, tiering: tiering) }
         if let r = resumed {
             guard r.model.kind == model else {
                 throw .options("\(resume!) holds a \(r.model.kind.rawValue) model, not \(model.rawValue)")
@@ -95,12 +102,16 @@ public struct TrainingRun {
             }
         }
         let m: any CTRModel
+        var provider = resumed?.tiering
         if let r = resumed { m = r.model } else {
+            let config = o.modelConfiguration(model, schema: ds.schema)
+            if let tiering { provider = try Tiering.provider(tiering, config: config, optimizer: o.sparseOptimizer) }
             do throws(ModelError) {
-                m = try o.modelConfiguration(model, schema: ds.schema).makeModel(initialization: .random(seed: o.seed),
-                                                                                  sparseOptimizer: o.sparseOptimizer, quantization: nil)
+                m = try config.makeModel(initialization: .random(seed: o.seed), sparseOptimizer: o.sparseOptimizer, quantization: nil,
+                                         storage: provider)
             } catch { throw .model(error) }
         }
+        if let provider { log?(Tiering.describe(provider)) }
         let pool = ThreadPool(threads: o.threads)
         let trainer = try Trainer(model: m, optimizer: resumed?.optimizer ?? DenseOptimizer(kind: o.denseOptimizer), options: o, pool: pool,
                                   position: resumed?.position ?? TrainPosition())
@@ -109,16 +120,25 @@ public struct TrainingRun {
         if !trainer.precisionPlan.isEmpty { log?("mixed precision (probed on this CPU): " + describePrecisionPlan(trainer.precisionPlan)) }
         log?("training \(model.rawValue) on \(trainRows) rows (validation \(ds.manifest.rows - trainRows)), batch \(o.batchSize), \(o.denseOptimizer.rawValue) + \(o.sparseOptimizer.rawValue), seed \(o.seed)")
         let outputDir = (output as NSString).deletingLastPathComponent
+        let rowsBefore = resumed?.metadata.rowsSeen ?? 0
+        let save = { (position: TrainPosition, rows: Int) throws(TrainingError) in
+            try TrainingCheckpoint.save(model: m, optimizer: trainer.optimizer, options: o, position: position, schema: ds.schema,
+                                        vocabularies: vocabularies, rowsSeen: rowsBefore + rows, to: output)
+        }
         var report = try trainer.fit(train: train, validation: validation, snapshotDirectory: outputDir.isEmpty ? "." : outputDir,
-                                     progress: progress)
-        try TrainingCheckpoint.save(model: m, optimizer: trainer.optimizer, options: o, position: report.position, schema: ds.schema,
-                                    vocabularies: vocabularies, rowsSeen: (resumed?.metadata.rowsSeen ?? 0) + report.rowsTrained, to: output)
+                                     checkpointEvery: checkpointEvery, checkpoint: save, progress: progress)
+        try save(report.position, report.rowsTrained)
         report.checkpoint = output
         if BF16Runtime.fallbackGEMMs > 0 {
             log?("warning: \(BF16Runtime.fallbackGEMMs) bf16 GEMMs ran on the slow reference loops (oneDNN: \(BF16Runtime.status))")
         }
+        let tierReport = provider.map(Tiering.report)
+        if let t = tierReport, t.tables > 0 {
+            log?(String(format: "tiering: hit rate %.4f (%d misses of %d lookups, %d from the prefetch), %d rows written back, %.1f MiB read, %.1f MiB written",
+                        t.hitRate, t.misses, t.lookups, t.prefetchHits, t.writtenBack, Double(t.bytesRead) / 1_048_576, Double(t.bytesWritten) / 1_048_576))
+        }
         return Outcome(report: report, options: o, skippedRows: temporary?.report.skipped ?? 0,
-                       firstSkipped: temporary?.report.errors.first, trainer: trainer)
+                       firstSkipped: temporary?.report.errors.first, trainer: trainer, tiering: tierReport)
     }
 }
 

@@ -9,7 +9,7 @@ import RecKitKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report domain units against ceilings measured in the same run.",
-        subcommands: [BenchKernels.self, BenchData.self, BenchLoader.self, BenchTrain.self, BenchInfer.self, BenchServe.self])
+        subcommands: [BenchKernels.self, BenchData.self, BenchLoader.self, BenchTrain.self, BenchInfer.self, BenchServe.self, BenchTiered.self])
 }
 
 struct BenchKernels: ParsableCommand {

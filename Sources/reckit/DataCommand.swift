@@ -180,13 +180,24 @@ struct DataStats: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Batch size for the in-batch duplication factor.")
     var batchSize = 2048
 
+    @Option(name: .customLong("access-counts"), help: "Also count every row's lookups per table into this file (for `reckit plan tiering`).")
+    var accessCounts: String?
+
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
     func run() throws {
         let stats: DatasetStats
         do throws(DataError) {
-            stats = try DatasetStats.compute(try ShardDataset(directory: directory), batchSize: max(1, batchSize))
+            let ds = try ShardDataset(directory: directory)
+            stats = try DatasetStats.compute(ds, batchSize: max(1, batchSize))
+            if let accessCounts {
+                let log = CLILog.logger("reckit.data")
+                let t0 = Date()
+                let counts = try RowAccessStats.count(ds)
+                try counts.write(to: accessCounts)
+                log.info("access counts of \(counts.tables.count) tables (\(counts.tables.reduce(0) { $0 + $1.seen }) rows seen) in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s: \(accessCounts)")
+            }
         } catch {
             throw CLIError(message: error.description, code: 65)
         }

@@ -108,6 +108,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "Continue from this checkpoint, on the same trajectory (same data; options default to the checkpoint's).")
     var resume: String?
 
+    @Option(name: .customLong("checkpoint-every"), help: "Also write the checkpoint every N steps (a run killed at any moment resumes from the last one).")
+    var checkpointEvery: Int?
+
     @Option(name: .customLong("cross-layers"), help: "DCNv2: cross layers (default 3).")
     var crossLayers: Int?
 
@@ -123,6 +126,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .long, help: "MLP GEMM precision: fp32 (default) or bf16 (mixed precision, fp32 master weights; oneDNN AMX/AVX512-BF16).")
     var precision: Precision?
 
+    @OptionGroup var tier: TierFlags
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -151,6 +155,8 @@ struct TrainCommand: ParsableCommand {
         request.flags = flags
         request.threads = common.resolvedThreads
         request.resume = resume
+        request.tiering = try tier.options()
+        request.checkpointEvery = checkpointEvery
         let outcome: TrainingRun.Outcome
         do {
             outcome = try CLIError.onTrainingError { () throws(TrainingError) in
@@ -165,7 +171,7 @@ struct TrainCommand: ParsableCommand {
         if outcome.skippedRows > 0 { log.warning("skipped \(outcome.skippedRows) malformed rows; first: \(outcome.firstSkipped.map { "\($0)" } ?? "")") }
         let r = outcome.report
         run.finish(samples: r.rowsTrained)
-        if common.json { try printJSON(r); return }
+        if common.json { try printJSON(WithTiering(report: r, tiering: outcome.tiering)); return }
         var line = "trained \(model.rawValue.uppercased()) on \(r.rowsTrained) rows in \(String(format: "%.1f", r.seconds)) s (\(Int(r.samplesPerSecond)) samples/s)"
         if let l = r.finalLoss { line += String(format: ", final loss %.4f", l) }
         if let v = r.validation { line += String(format: "; validation AUC %@, logloss %.4f on %d rows", v.auc.map { String(format: "%.4f", $0) } ?? "n/a", v.logloss, v.rows) }
@@ -238,5 +244,17 @@ struct PredictCommand: ParsableCommand {
         try CLIError.onDataError(code: 73) { () throws(DataError) in try AtomicFile.write(Data(text.utf8), to: output) }
         run.finish(samples: scores.count)
         print("wrote \(scores.count) scores to \(output)")
+    }
+}
+
+/// `train --json`: the report, and `tiering` (hit rate, misses, I/O) when tables were tiered.
+struct WithTiering: Encodable {
+    let report: TrainReport
+    let tiering: Tiering.Report?
+    private enum Keys: String, CodingKey { case tiering }
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encodeIfPresent(tiering, forKey: .tiering)
     }
 }

@@ -5,6 +5,7 @@ import RecKitCore
 import RecKitEmbeddings
 import RecKitKernels
 import RecKitModels
+import RecKitTestSupport
 import Testing
 
 /// Writes `model` in RecKit's first checkpoint format ("RKCKPT01", positional tensors), as the old `Checkpoint.save`
@@ -93,6 +94,49 @@ struct LegacyAndInteropTests {
             let sum = Array(t.floats).reduce(0.0) { $0 + Double($1) }
             #expect(abs((entry[2] as? Double ?? .nan) - sum) <= 1e-6 * max(1, abs(sum)), "\(t.name)")
         }
+    }
+
+    /// Bytes of a tensor kept "elsewhere": an array read and written in ranges (what a tiered table's source does).
+    final class ArraySource: TensorDataSource, @unchecked Sendable {
+        var bytes: [UInt8]
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        func read(into destination: UnsafeMutableRawBufferPointer, at offset: Int) throws(TensorIOError) {
+            bytes.withUnsafeBytes { destination.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + destination.count)])) }
+        }
+        func write(_ source: UnsafeRawBufferPointer, at offset: Int) throws(TensorIOError) {
+            bytes.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[offset..<(offset + source.count)]).copyMemory(from: source) }
+        }
+    }
+
+    @Test("streamed tensors (checksummed while copied, header written last) read back exactly, by RecKit and by Python's safetensors")
+    func streamedTensors() throws {
+        let (path, model) = try smallCheckpoint("streamed")
+        var data = TestData(seed: 12)
+        // 9 MiB: more than one 8 MiB streaming chunk.
+        let big = data.floats(9 << 18)
+        let source = ArraySource(big.withUnsafeBytes { Array($0) })
+        let streamed = StateTensor(name: "extra.big", dtype: .f32, shape: [9 << 18], role: .parameter, source: source)
+        let out = path + ".streamed.safetensors"
+        let meta = CheckpointMetadata(model: .dlrm, config: (model.configuration as! DLRMConfig).encodedJSON(), schema: nil, denseOptimizer: nil,
+                                      sparseOptimizer: .init(kind: "rowwise_adagrad"), step: 1, seed: 1, rowsSeen: 0)
+        try Checkpoint.write(model.stateTensors() + [streamed], metadata: meta, to: out)
+        let reader = try Checkpoint.open(out)
+        let back = ArraySource([UInt8](repeating: 0, count: big.count * 4))
+        try reader.read(into: [StateTensor(name: "extra.big", dtype: .f32, shape: [9 << 18], role: .parameter, source: back)]) { _ in true }
+        #expect(back.bytes == source.bytes)
+        guard let python = Self.python else { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = ["-c", "import sys; from safetensors.numpy import load_file; d = load_file(sys.argv[1]); print(float(d['extra.big'].astype('float64').sum()), len(d))", out]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let parts = text.split(separator: " ")
+        let sum = big.reduce(0.0) { $0 + Double($1) }
+        #expect(parts.count == 2 && abs((Double(parts[0]) ?? .nan) - sum) <= 1e-6 * max(1, abs(sum)), "python: \(text)")
+        #expect(parts.count == 2 && Int(parts[1].trimmingCharacters(in: .whitespacesAndNewlines)) == model.stateTensors().count + 1)
     }
 
     /// A Python that can import safetensors: $RECKIT_PYTHON, the repo's .venv-tools, or python3.

@@ -138,6 +138,9 @@ public final class TieredStorageProvider: RowStorageProvider, @unchecked Sendabl
         return storage
     }
 
+    /// RAM a cache slot costs besides its row and optimizer state (map entry, flags, policy state), bytes.
+    public static var slotOverheadBytes: Int { RowCache.bytesPerSlot }
+
     /// The tiered tables built so far.
     public var storages: [TieredRowStorage] { lock.lock(); defer { lock.unlock() }; return built }
 

@@ -28,10 +28,12 @@ struct CheckpointInspect: ParsableCommand {
         var optimizer: String?
         var sparseOptimizer: String?
         var quantization: String?
+        /// Where the tables lived when the checkpoint was written (tiered tables and their caches), nil: all in RAM.
+        var storage: JSONValue?
         var bytes: Int
         var tensors: [Tensor]
         enum CodingKeys: String, CodingKey {
-            case path, model, config, step, seed, optimizer, quantization, bytes, tensors
+            case path, model, config, step, seed, optimizer, quantization, storage, bytes, tensors
             case sparseOptimizer = "sparse_optimizer"
         }
     }
@@ -43,11 +45,12 @@ struct CheckpointInspect: ParsableCommand {
         let tensors = reader.entries.sorted { $0.name < $1.name }.map { Tensor(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.shape, bytes: $0.byteCount) }
         let r = Report(path: path, model: m.model.rawValue, config: JSONValue(m.config), step: m.step, seed: m.seed,
                        optimizer: m.denseOptimizer?.kind, sparseOptimizer: m.sparseOptimizer?.kind, quantization: m.quantization?.rawValue,
-                       bytes: reader.fileSize, tensors: tensors)
+                       storage: m.storage.map(JSONValue.init), bytes: reader.fileSize, tensors: tensors)
         if json { try printJSON(r); return }
         print("\(path): \(m.model.rawValue), step \(m.step), seed \(m.seed), \(reader.fileSize) bytes")
         print("config: \(String(decoding: m.config, as: UTF8.self))")
         print("optimizers: dense \(m.denseOptimizer?.kind ?? "none"), sparse \(m.sparseOptimizer?.kind ?? "none")\(m.quantization.map { "; tables quantized to \($0.rawValue)" } ?? "")")
+        if let storage = m.storage { print("storage when written: \(String(decoding: storage, as: UTF8.self))") }
         for t in tensors {
             print("  " + t.name.padding(toLength: 44, withPad: " ", startingAt: 0) + t.dtype.padding(toLength: 5, withPad: " ", startingAt: 0)
                   + "[" + t.shape.map(String.init).joined(separator: ", ") + "]  \(t.bytes) bytes")

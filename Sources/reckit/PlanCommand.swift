@@ -78,8 +78,9 @@ struct PlanTiering: ParsableCommand {
         let rows = Dictionary(statistics.tables.map { ($0.name, $0.rows) }, uniquingKeysWith: { a, _ in a })
         for t in plan.tables {
             let r = rows[t.feature] ?? 0, rb = plan.recordBytes[t.name] ?? 0
-            let ram = t.mode == .resident ? Double(r * rb) : Double(t.cacheRows * (rb + 49))
-            print(String(format: "%-26@ %-9@ %-13d %-12d %-11d %7.1f  %.4f", t.name, t.mode.rawValue, r, t.cacheRows, t.pinnedRows, ram / 1_048_576, t.expectedHitRate))
+            let ram = t.mode == .resident ? Double(r * rb) : Double(t.cacheRows * (rb + TieredStorageProvider.slotOverheadBytes))
+            print(t.name.padding(toLength: 27, withPad: " ", startingAt: 0) + t.mode.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+                  + String(format: "%-13d %-12d %-11d %7.1f  %.4f", r, t.cacheRows, t.pinnedRows, ram / 1_048_576, t.expectedHitRate))
         }
         if let output { print("written: \(output)") }
     }

@@ -21,7 +21,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTiered",
                         "CRecKitShims"], []),
-    ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitData", "RecKitModels", "RecKitCheckpoint"], []),
+    ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitCheckpoint", "RecKitTiered"], []),
     ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
     ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTiered", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
                           "RecKitServer"], ["Logging"]),
@@ -83,6 +83,6 @@ let package = Package(
         .testTarget(name: "ReckitCLITests", dependencies: ["reckit", "RecKitCore"]),
         .testTarget(name: "RecKitServingTests", dependencies: dependencies(
             ["RecKitServing", "RecKitServer", "RecKitData", "RecKitModels", "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitCore",
-             "RecKitKernels", "RecKitBenchmarks", "RecKitTestSupport"], ["HummingbirdTesting"])),
+             "RecKitKernels", "RecKitBenchmarks", "RecKitTiered", "RecKitTestSupport"], ["HummingbirdTesting"])),
     ]
 )

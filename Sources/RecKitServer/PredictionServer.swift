@@ -28,6 +28,8 @@ public final class PredictionServer: @unchecked Sendable {
         public var maxBodyBytes = 8 << 20
         /// Rows one request may hold (413 above).
         public var maxRowsPerRequest = 65_536
+        /// Read large tables in place from the checkpoint, hot rows cached in this many bytes (nil: load every table).
+        public var cacheBytes: Int?
         /// The admin listener: on only with a token file; loopback by default.
         public var adminTokenFile: String?
         public var adminHost = "127.0.0.1"
@@ -67,7 +69,8 @@ public final class PredictionServer: @unchecked Sendable {
         guard let real = realpath(dir.isEmpty ? "." : dir, nil) else { throw RequestError(.unavailable, "model directory \(dir) does not exist") }
         modelDirectory = String(cString: real)
         free(real)
-        let model = try ServedModel.load(modelPath, maxBatch: max(options.engine.maxBatch, 1), maxRowsPerRequest: options.maxRowsPerRequest)
+        let model = try ServedModel.load(modelPath, maxBatch: max(options.engine.maxBatch, 1), maxRowsPerRequest: options.maxRowsPerRequest,
+                                         cacheBytes: options.cacheBytes)
         let m = metrics
         engine = InferenceEngine(model: model, options: options.engine) { e in m.batch(rows: e.rows, seconds: e.seconds) }
         metrics.model(version: model.version, reloaded: false)
@@ -272,11 +275,11 @@ public final class PredictionServer: @unchecked Sendable {
             return path ?? modelPath
         }
         guard let target else { return .failure(RequestError(.unavailable, "a reload is already running")) }
-        let maxBatch = max(options.engine.maxBatch, 1), rowsLimit = options.maxRowsPerRequest
+        let maxBatch = max(options.engine.maxBatch, 1), rowsLimit = options.maxRowsPerRequest, cacheBytes = options.cacheBytes
         let loaded: Result<ServedModel, RequestError> = await withCheckedContinuation { c in
             DispatchQueue.global().async {
                 do throws(RequestError) {
-                    c.resume(returning: .success(try ServedModel.load(target, maxBatch: maxBatch, maxRowsPerRequest: rowsLimit)))
+                    c.resume(returning: .success(try ServedModel.load(target, maxBatch: maxBatch, maxRowsPerRequest: rowsLimit, cacheBytes: cacheBytes)))
                 } catch {
                     c.resume(returning: .failure(error))
                 }

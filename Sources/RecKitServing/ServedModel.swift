@@ -3,7 +3,9 @@ import RecKitCheckpoint
 import RecKitCore
 import RecKitData
 import RecKitKernels
+import RecKitEmbeddings
 import RecKitModels
+import RecKitTiered
 
 /// A checkpoint loaded for serving: the model, the preprocessing that turns raw rows into its inputs, and a version
 /// string reported with every score. The model keeps no per-call state: each inference thread scores with its own
@@ -30,13 +32,18 @@ public final class ServedModel: @unchecked Sendable {
     /// Loads `path` (a `reckit train` or `reckit quantize` checkpoint) for batches of up to `maxBatch` rows. The
     /// header is validated and every table's size checked against the file before anything is allocated; the model
     /// must read exactly the features its schema preprocesses (same names and cardinalities), or it is refused.
-    public static func load(_ path: String, maxBatch: Int, maxRowsPerRequest: Int = 65_536) throws(RequestError) -> ServedModel {
+    ///
+    /// With `cacheBytes`, the large tables are not loaded: their rows are read in place from the checkpoint file on
+    /// demand, the hot ones kept in a cache of that many bytes (tables larger than RAM; quantized rows included).
+    /// Tables under `minimumTieredTableBytes` are loaded whole either way.
+    public static func load(_ path: String, maxBatch: Int, maxRowsPerRequest: Int = 65_536, cacheBytes: Int? = nil,
+                            minimumTieredTableBytes: Int = 64 << 20) throws(RequestError) -> ServedModel {
         let model: any CTRModel
         let meta: CheckpointMetadata
         let vocabularies: [[UInt64]]
         do throws(CheckpointError) {
             let reader = try Checkpoint.open(path)
-            model = try reader.loadModel(optimizerState: false)
+            model = try reader.loadModel(optimizerState: false, storage: try cacheBytes.map { (bytes) throws(CheckpointError) in try inPlace(reader, cacheBytes: bytes, minimumTableBytes: minimumTieredTableBytes, maxBatch: maxBatch) })
             meta = reader.metadata
             vocabularies = try reader.vocabularies(features: meta.schema?.sparse.map(\.name) ?? [])
         } catch {
@@ -57,6 +64,29 @@ public final class ServedModel: @unchecked Sendable {
         let name = (path as NSString).lastPathComponent
         return ServedModel(model: model, preprocessor: pre, version: "\(name)@step\(meta.step)" + (meta.quantization.map { "+\($0.rawValue)" } ?? ""),
                            path: path, maxBatch: maxBatch)
+    }
+
+    /// A provider that reads the checkpoint's large tables in place, behind a cache of `cacheBytes`.
+    static func inPlace(_ reader: CheckpointReader, cacheBytes: Int, minimumTableBytes: Int, maxBatch: Int) throws(CheckpointError) -> TieredStorageProvider {
+        let config: any ModelConfiguration
+        do { config = try reader.metadata.modelConfiguration() } catch { throw .model(path: reader.path, reason: error.description) }
+        var offsets: [String: Int] = [:]
+        for (collection, spec) in config.embeddingTables {
+            let name = collection + "." + spec.name + ".weight"
+            if let o = reader.dataOffset(of: name) { offsets[name] = o }
+        }
+        let q = reader.metadata.quantization
+        do throws(EmbeddingError) {
+            return try TieredStorageProvider(servingInPlace: reader.path, offsets: offsets, cacheBytes: cacheBytes,
+                                             minimumTableBytes: minimumTableBytes, minimumSlots: min(16_384, 4 * maxBatch),
+                                             tables: config.embeddingTables, rowBytes: { q?.rowBytes(dim: $0.dim) ?? 4 * $0.dim })
+        } catch { throw .model(path: reader.path, reason: error.description) }
+    }
+
+    /// Counters of the tables read in place (nil when every table is in RAM).
+    public var tierStats: TierStats? {
+        let tiered = model.embeddingCollections.flatMap { $0.storages.compactMap { $0 as? TieredRowStorage } }
+        return tiered.isEmpty ? nil : tiered.reduce(TierStats()) { $0 + $1.stats }
     }
 
     public func makeWorkspace() -> ModelWorkspace { model.makeWorkspace(maxBatch: maxBatch) }

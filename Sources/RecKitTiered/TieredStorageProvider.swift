@@ -59,9 +59,12 @@ public final class TieredStorageProvider: RowStorageProvider, @unchecked Sendabl
     /// A provider that serves a checkpoint's tables in place: rows are read from `path` at the tensors' offsets
     /// (`offsets["embeddings.C1.weight"]`), never written; `recordBytes` is a row's size in the file.
     public convenience init(servingInPlace path: String, offsets: [String: Int], cacheBytes: Int, policy: CachePolicy = .clock,
+                            minimumTableBytes: Int = 64 << 20, minimumSlots: Int = 16_384,
                             tables: [(collection: String, spec: EmbeddingTableSpec)], rowBytes: (EmbeddingTableSpec) -> Int) throws(EmbeddingError) {
         var o = TierOptions(directory: (path as NSString).deletingLastPathComponent, cacheBytes: cacheBytes)
         o.policy = policy
+        o.minimumTableBytes = minimumTableBytes
+        o.minimumSlots = minimumSlots
         try self.init(options: o, tables: tables.map { ($0.collection + "." + $0.spec.name, $0.spec.rows, rowBytes($0.spec)) },
                       inPlace: (path, offsets))
     }

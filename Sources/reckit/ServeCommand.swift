@@ -37,6 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the model's kernels (default: all online cores).")
     var threads: Int?
 
+    @Option(name: .customLong("cache-mb"), help: "Read large tables in place from the checkpoint, hot rows cached in this many MiB (tables larger than RAM).")
+    var cacheMB: Int?
+
     @Option(name: .customLong("max-rows-per-request"), help: "Rows one request may hold; more get 413 (default 65,536).")
     var maxRowsPerRequest = 65_536
 
@@ -62,6 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
         o.port = port
         o.maxBodyBytes = max(1, maxBodyBytes)
         o.maxRowsPerRequest = max(1, maxRowsPerRequest)
+        if let cacheMB { guard cacheMB > 0 else { throw ValidationError("--cache-mb must be positive") }; o.cacheBytes = cacheMB << 20 }
         o.adminTokenFile = adminTokenFile
         o.adminHost = adminHost
         o.adminPort = adminPort

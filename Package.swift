@@ -17,7 +17,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitData", ["RecKitCore", "CRecKitShims"], []),
     ("RecKitCarbon", [], []),
     ("RecKitModels", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], []),
-    ("RecKitTiered", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "CLibURing"], []),
+    ("RecKitTiered", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "CLibURing", "CRecKitShims"], []),
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTiered",
                         "CRecKitShims"], []),

@@ -13,8 +13,11 @@ import RecKitTraining
 ///
 /// Batches are drawn on the fly (Zipf over each table's rows, ids scattered by the sampler's coprime multiplier, as a
 /// hash would scatter them); drawing them is not timed. The tiered run first trains until every tiered table's cache
-/// is full (or `warmupSeconds` pass) so the measurement sees evictions and write-backs, then times `steps` steps;
-/// the in-RAM run times the same number of steps after 20 of warm-up. With `placement`, access statistics are
+/// is full (or `warmupSeconds` pass) so the measurement sees evictions and write-backs, then times `steps` steps
+/// alone (its peak RSS, hit rate and phases come from these). Where the tables fit in RAM, the same model is then
+/// built in RAM, warmed 20 steps, and the two are timed in alternating rounds (`rounds` × `steps`/`rounds` steps
+/// each, in RAM first): `samples_per_s`, `in_ram_samples_per_s` and `ratio` come from those rounds, so a host that
+/// changes speed during the run moves both sides alike (`round_ratios` lists each round's). With `placement`, access statistics are
 /// counted on `statsBatches` batches from another seed and planned with `TierPlanner` before the tiered run.
 public enum TieredBenchmark {
     public struct Config: Sendable {
@@ -29,7 +32,8 @@ public enum TieredBenchmark {
         public var policy = CachePolicy.clock
         public var io = TierIOEngine.uring
         public var placement = false
-        public var statsBatches = 200
+        public var statsBatches = 10_000
+        public var rounds = 4
         public var skipInRAM = false
         public var seed: UInt64 = 1
         public init(directory: String) { self.directory = directory }
@@ -48,6 +52,10 @@ public enum TieredBenchmark {
         public var samplesPerSecond: Double
         public var inRAMSamplesPerSecond: Double?
         public var ratio: Double?
+        /// Tiered / in-RAM samples/s of each alternating round.
+        public var roundRatios: [Double]?
+        /// Tiered samples/s of the solo timing (before the in-RAM model exists).
+        public var soloSamplesPerSecond: Double
         public var peakRSSMiB: Double
         public var inRAMPeakRSSMiB: Double?
         public var diskReadMiBs: Double
@@ -68,6 +76,37 @@ public enum TieredBenchmark {
             case inRAMSamplesPerSecond = "in_ram_samples_per_s", peakRSSMiB = "peak_rss_mib", inRAMPeakRSSMiB = "in_ram_peak_rss_mib"
             case diskReadMiBs = "disk_read_mib_s", diskWriteMiBs = "disk_write_mib_s", phaseMs = "phase_ms"
             case warmupSteps = "warmup_steps", warmupSeconds = "warmup_seconds", fillSeconds = "fill_seconds"
+            case roundRatios = "round_ratios", soloSamplesPerSecond = "solo_samples_per_s"
+        }
+
+        /// Encodes every key; `in_ram_samples_per_s` and `ratio` are written as `null` (not left out) when the tables
+        /// do not fit in RAM, as the report's contract says.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(tableGiB, forKey: .tableGiB)
+            try c.encode(cacheMiB, forKey: .cacheMiB)
+            try c.encode(tableRows, forKey: .tableRows)
+            try c.encode(tieredTables, forKey: .tieredTables)
+            try c.encode(policy, forKey: .policy)
+            try c.encode(io, forKey: .io)
+            try c.encode(placement, forKey: .placement)
+            try c.encode(expectedHitRate, forKey: .expectedHitRate)
+            try c.encode(hitRate, forKey: .hitRate)
+            try c.encode(samplesPerSecond, forKey: .samplesPerSecond)
+            try c.encode(inRAMSamplesPerSecond, forKey: .inRAMSamplesPerSecond)
+            try c.encode(ratio, forKey: .ratio)
+            try c.encode(roundRatios, forKey: .roundRatios)
+            try c.encode(soloSamplesPerSecond, forKey: .soloSamplesPerSecond)
+            try c.encode(peakRSSMiB, forKey: .peakRSSMiB)
+            try c.encode(inRAMPeakRSSMiB, forKey: .inRAMPeakRSSMiB)
+            try c.encode(diskReadMiBs, forKey: .diskReadMiBs)
+            try c.encode(diskWriteMiBs, forKey: .diskWriteMiBs)
+            try c.encode(phaseMs, forKey: .phaseMs)
+            try c.encode(warmupSteps, forKey: .warmupSteps)
+            try c.encode(warmupSeconds, forKey: .warmupSeconds)
+            try c.encode(fillSeconds, forKey: .fillSeconds)
+            try c.encode(machine, forKey: .machine)
+            try c.encodeIfPresent(note, forKey: .note)
         }
     }
 
@@ -109,15 +148,19 @@ public enum TieredBenchmark {
         var expected: Double?
         if c.placement {
             log("placement: counting accesses on \(c.statsBatches) batches of another seed")
-            var history = Stream(tables: tables, zipf: c.zipf, batch: c.batch, seed: c.seed ^ 0x5747)
-            var counts = tables.map { [UInt32](repeating: 0, count: $0) }
-            for _ in 0..<c.statsBatches {
-                let b = history.next()
-                for t in tables.indices { for id in b.sparse.values[t] { counts[t][Int(id)] &+= 1 } }
+            // Exact counts in hash maps (the ids seen, not every row: a dense array for 32 GiB of tables would
+            // itself cost 2 GiB of the RAM this benchmark measures), for the tables large enough to be tiered
+            // (the planner keeps the others in RAM without looking at their counts).
+            var rng = SeededRandom(seed: c.seed ^ 0x5747)
+            let large = tables.indices.filter { tables[$0] * 68 >= options.minimumTableBytes }
+            var counts = tables.map { _ in [Int64: UInt32]() }
+            for t in large {
+                let sampler = ZipfSampler(n: tables[t], exponent: c.zipf)
+                counts[t].reserveCapacity(1 << 20)
+                for _ in 0..<(c.statsBatches * c.batch) { counts[t][Int64(sampler.nextID(using: &rng)), default: 0] &+= 1 }
             }
             let stats = RowAccessStats(tables: tables.indices.map { (t: Int) -> RowAccessStats.Table in
-                var pairs: [(Int64, UInt32)] = []
-                for (i, n) in counts[t].enumerated() where n > 0 { pairs.append((Int64(i), n)) }
+                var pairs = counts[t].map { ($0.key, $0.value) }
                 pairs.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
                 return RowAccessStats.Table(name: "C\(t + 1)", rows: tables[t], lookups: c.statsBatches * c.batch, seen: pairs.count,
                                             ids: pairs.map(\.0), counts: pairs.map(\.1))
@@ -132,9 +175,14 @@ public enum TieredBenchmark {
             for i in plan.tables.indices where plan.tables[i].mode == .tiered {
                 plan.tables[i].pinnedIDs = Array(byName[plan.tables[i].feature]!.ids.prefix(plan.tables[i].pinnedRows))
             }
-            expected = plan.expectedHitRate
+            // The run's hit rate counts the tiered tables' lookups only; so does this estimate (pinned rows).
+            let tieredPlans = plan.tables.filter { $0.mode == .tiered }
+            let lookups = tieredPlans.reduce(0.0) { $0 + Double(byName[$1.feature]!.lookups) }
+            let hits = tieredPlans.reduce(0.0) { $0 + $1.expectedHitRate * Double(byName[$1.feature]!.lookups) }
+            expected = lookups > 0 ? hits / lookups : 1
             options.placement = plan
-            log(String(format: "placement: expected hit rate %.4f from resident tables and pinned rows", plan.expectedHitRate))
+            log(String(format: "placement: %d rows pinned; expected hit rate of the tiered tables from pinned rows alone %.4f (all tables: %.4f)",
+                       plan.tables.reduce(0) { $0 + $1.pinnedRows }, expected!, plan.expectedHitRate))
         }
         log(String(format: "tiered: %.1f GiB of rows + row-wise Adagrad (%d rows) in %@, cache %d MiB (%@, %@ I/O)",
                    c.tableGiB, tables.reduce(0, +), c.directory, c.cacheMiB, c.policy.rawValue, c.io.rawValue))
@@ -143,11 +191,16 @@ public enum TieredBenchmark {
         let tiered = try DLRM(config: config, initialization: .random(seed: c.seed), sparseOptimizer: .rowWiseAdagrad, storage: provider)
         let fillSeconds = Date().timeIntervalSince(fillStart)
         log(Tiering.describe(provider) + String(format: "; files written in %.1f s", fillSeconds))
-        var stream = Stream(tables: tables, zipf: c.zipf, batch: c.batch, seed: c.seed)
-        let run = try timedRun(tiered, stream: &stream, config: c, pool: pool, provider: provider, log: log)
+        let tieredRunner = try Runner(tiered, stream: Stream(tables: tables, zipf: c.zipf, batch: c.batch, seed: c.seed), batch: c.batch,
+                                      pool: pool, provider: provider)
+        let warm = try tieredRunner.warmUp(seconds: c.warmupSeconds, log: log)
+        let before = provider.stats
+        let readBefore = provider.ioSummary.bytesRead, writtenBefore = provider.ioSummary.bytesWritten
+        let soloSeconds = try tieredRunner.time(steps: c.steps)
         let peak = BenchTiming.peakRSSMiB()
-        let s = run.stats
-        let steps = Double(max(run.steps, 1))
+        let s = provider.stats - before
+        let bytesRead = provider.ioSummary.bytesRead - readBefore, bytesWritten = provider.ioSummary.bytesWritten - writtenBefore
+        let steps = Double(c.steps)
         var phases: [String: Double] = [
             "lookup": Double(s.lookupNanoseconds) / 1e6 / steps,
             "fetch": Double(s.fetchNanoseconds) / 1e6 / steps,
@@ -155,16 +208,17 @@ public enum TieredBenchmark {
             "prefetch": Double(s.prefetchNanoseconds) / 1e6 / steps,
             "background_write": Double(s.backgroundWriteNanoseconds) / 1e6 / steps,
         ]
-        phases["compute"] = max(0, run.seconds * 1e3 / steps - phases["lookup"]! - phases["fetch"]! - phases["write_back"]!)
-        let sps = Double(run.steps * c.batch) / run.seconds
-        log(String(format: "tiered: %.0f samples/s, hit rate %.4f, read %.1f MiB/s, written %.1f MiB/s", sps, s.hitRate,
-                   Double(run.bytesRead) / 1_048_576 / run.seconds, Double(run.bytesWritten) / 1_048_576 / run.seconds))
+        phases["compute"] = max(0, soloSeconds * 1e3 / steps - phases["lookup"]! - phases["fetch"]! - phases["write_back"]!)
+        let solo = Double(c.steps * c.batch) / soloSeconds
+        log(String(format: "tiered: %.0f samples/s, hit rate %.4f, read %.1f MiB/s, written %.1f MiB/s, peak RSS %.0f MiB", solo, s.hitRate,
+                   Double(bytesRead) / 1_048_576 / soloSeconds, Double(bytesWritten) / 1_048_576 / soloSeconds, peak))
         var report = Report(tableGiB: c.tableGiB, cacheMiB: c.cacheMiB, tableRows: tables.reduce(0, +), tieredTables: provider.storages.count,
                             policy: c.policy.rawValue, io: provider.ioSummary.engine.rawValue, placement: c.placement, expectedHitRate: expected,
-                            hitRate: s.hitRate, samplesPerSecond: sps, inRAMSamplesPerSecond: nil, ratio: nil, peakRSSMiB: peak,
-                            inRAMPeakRSSMiB: nil, diskReadMiBs: Double(run.bytesRead) / 1_048_576 / run.seconds,
-                            diskWriteMiBs: Double(run.bytesWritten) / 1_048_576 / run.seconds, phaseMs: phases, warmupSteps: run.warmupSteps,
-                            warmupSeconds: run.warmupSeconds, fillSeconds: fillSeconds,
+                            hitRate: s.hitRate, samplesPerSecond: solo, inRAMSamplesPerSecond: nil, ratio: nil, roundRatios: nil,
+                            soloSamplesPerSecond: solo, peakRSSMiB: peak,
+                            inRAMPeakRSSMiB: nil, diskReadMiBs: Double(bytesRead) / 1_048_576 / soloSeconds,
+                            diskWriteMiBs: Double(bytesWritten) / 1_048_576 / soloSeconds, phaseMs: phases, warmupSteps: warm.steps,
+                            warmupSeconds: warm.seconds, fillSeconds: fillSeconds,
                             machine: MachineInfo.current(isa: CPUFeatures.host.summary, openblasCore: BLASRuntime.available?.coreName),
                             note: provider.ioSummary.note.isEmpty ? nil : provider.ioSummary.note)
         // In RAM, where the tables fit (with room to spare: half the memory the system reports available).
@@ -172,17 +226,28 @@ public enum TieredBenchmark {
         if c.skipInRAM {
             report.note = [report.note, "in-RAM run skipped (--skip-in-ram)"].compactMap { $0 }.joined(separator: "; ")
         } else if bytes < 0.5 * availableMemoryBytes() {
-            log("in RAM: the same model, \(c.steps) steps after 20 of warm-up")
+            let rounds = max(1, c.rounds), chunk = max(1, c.steps / max(1, c.rounds))
+            log("in RAM: the same model, 20 steps of warm-up, then \(rounds) alternating rounds of \(chunk) steps in RAM and \(chunk) tiered")
             let ram = try DLRM(config: config, initialization: .random(seed: c.seed), sparseOptimizer: .rowWiseAdagrad)
-            var again = Stream(tables: tables, zipf: c.zipf, batch: c.batch, seed: c.seed)
-            var quick = c
-            quick.warmupSeconds = 0
-            let r = try timedRun(ram, stream: &again, config: quick, pool: pool, provider: nil, log: log)
-            let inRAM = Double(r.steps * c.batch) / r.seconds
+            let ramRunner = try Runner(ram, stream: Stream(tables: tables, zipf: c.zipf, batch: c.batch, seed: c.seed), batch: c.batch,
+                                       pool: pool, provider: nil)
+            _ = try ramRunner.warmUp(seconds: 0, log: log)
+            var ramSeconds = 0.0, tierSeconds = 0.0
+            var ratios: [Double] = []
+            for _ in 0..<rounds {
+                let r = try ramRunner.time(steps: chunk), t = try tieredRunner.time(steps: chunk)
+                ramSeconds += r; tierSeconds += t
+                ratios.append(r / t)
+            }
+            let inRAM = Double(rounds * chunk * c.batch) / ramSeconds
+            let tieredSPS = Double(rounds * chunk * c.batch) / tierSeconds
+            report.samplesPerSecond = tieredSPS
             report.inRAMSamplesPerSecond = inRAM
-            report.ratio = sps / inRAM
+            report.ratio = tieredSPS / inRAM
+            report.roundRatios = ratios
             report.inRAMPeakRSSMiB = BenchTiming.peakRSSMiB()
-            log(String(format: "in RAM: %.0f samples/s; tiered / in RAM = %.3f", inRAM, sps / inRAM))
+            log(String(format: "alternating rounds: tiered %.0f, in RAM %.0f samples/s; tiered / in RAM = %.3f (rounds: %@)", tieredSPS, inRAM,
+                       tieredSPS / inRAM, ratios.map { String(format: "%.3f", $0) }.joined(separator: ", ")))
         } else {
             report.note = [report.note, String(format: "in-RAM run skipped: %.1f GiB of tables do not fit in half of the %.1f GiB available",
                                                bytes / 1_073_741_824, availableMemoryBytes() / 1_073_741_824)].compactMap { $0 }.joined(separator: "; ")
@@ -190,16 +255,25 @@ public enum TieredBenchmark {
         return report
     }
 
-    struct Run { var steps: Int; var seconds: Double; var stats: TierStats; var bytesRead: Int; var bytesWritten: Int; var warmupSteps: Int; var warmupSeconds: Double }
-
-    /// Warm-up (until the caches are full, or 20 steps without a cache), then `config.steps` timed steps.
-    static func timedRun(_ model: DLRM, stream: inout Stream, config c: Config, pool: ThreadPool, provider: TieredStorageProvider?,
-                         log: (String) -> Void) throws -> Run {
-        let workspace = model.makeWorkspace(maxBatch: c.batch)
+    /// Trains one model on its stream, a step at a time (the next batch is drawn, untimed, and prefetched).
+    final class Runner {
+        let model: DLRM
+        var stream: Stream
+        let workspace: ModelWorkspace
         let dense = DenseOptimizer(kind: .adagrad)
-        try dense.prepare(model.denseParameters)
         let update = SparseUpdate(optimizer: .rowWiseAdagrad, learningRate: 0.01)
-        var next = stream.next()
+        let pool: ThreadPool
+        let provider: TieredStorageProvider?
+        var next: Batch
+
+        init(_ model: DLRM, stream: Stream, batch: Int, pool: ThreadPool, provider: TieredStorageProvider?) throws {
+            self.model = model; self.stream = stream; self.pool = pool; self.provider = provider
+            workspace = model.makeWorkspace(maxBatch: batch)
+            try dense.prepare(model.denseParameters)
+            next = self.stream.next()
+        }
+
+        /// One step; seconds (drawing the next batch excluded).
         func step() throws -> Double {
             let b = next
             next = stream.next()
@@ -213,33 +287,32 @@ public enum TieredBenchmark {
             try dense.apply(model.denseParameters, lr: 0.01, pool: pool)
             return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         }
-        let warmStart = Date()
-        var warm = 0
-        var lastLog = Date()
-        while true {
-            let full = provider.map { $0.storages.allSatisfy(\.isFull) } ?? true
-            let elapsed = Date().timeIntervalSince(warmStart)
-            if (full && warm >= 20) || (provider != nil && elapsed > c.warmupSeconds && warm >= 20) { break }
-            _ = try step()
-            warm += 1
-            if let provider, Date().timeIntervalSince(lastLog) > 10 {
-                lastLog = Date()
-                let filled = provider.storages.reduce(0) { $0 + $1.occupied }, capacity = provider.storages.reduce(0) { $0 + $1.capacity }
-                log(String(format: "warm-up: %d steps, cache %.1f%% full, hit rate %.4f", warm, 100 * Double(filled) / Double(max(capacity, 1)), provider.stats.hitRate))
-            }
+
+        func time(steps: Int) throws -> Double {
+            var seconds = 0.0
+            for _ in 0..<steps { seconds += try step() }
+            return seconds
         }
-        let warmSeconds = Date().timeIntervalSince(warmStart)
-        let before = provider?.stats ?? TierStats()
-        let readBefore = provider?.ioSummary.bytesRead ?? 0, writtenBefore = provider?.ioSummary.bytesWritten ?? 0
-        var seconds = 0.0
-        for _ in 0..<c.steps { seconds += try step() }
-        var s = provider?.stats ?? TierStats()
-        s.lookups -= before.lookups; s.misses -= before.misses; s.prefetched -= before.prefetched; s.prefetchHits -= before.prefetchHits
-        s.writtenBack -= before.writtenBack; s.lookupNanoseconds -= before.lookupNanoseconds; s.fetchNanoseconds -= before.fetchNanoseconds
-        s.writeBackNanoseconds -= before.writeBackNanoseconds; s.prefetchNanoseconds -= before.prefetchNanoseconds
-        s.backgroundWriteNanoseconds -= before.backgroundWriteNanoseconds
-        return Run(steps: c.steps, seconds: seconds, stats: s, bytesRead: (provider?.ioSummary.bytesRead ?? 0) - readBefore,
-                   bytesWritten: (provider?.ioSummary.bytesWritten ?? 0) - writtenBefore, warmupSteps: warm, warmupSeconds: warmSeconds)
+
+        /// Steps until every tiered cache is full and 20 steps are done, or `seconds` pass (20 steps without a cache).
+        func warmUp(seconds limit: Double, log: (String) -> Void) throws -> (steps: Int, seconds: Double) {
+            let start = Date()
+            var warm = 0
+            var lastLog = Date()
+            while true {
+                let full = provider.map { $0.storages.allSatisfy(\.isFull) } ?? true
+                if warm >= 20 && (full || Date().timeIntervalSince(start) > limit) { break }
+                _ = try step()
+                warm += 1
+                if let provider, Date().timeIntervalSince(lastLog) > 10 {
+                    lastLog = Date()
+                    let filled = provider.storages.reduce(0) { $0 + $1.occupied }, capacity = provider.storages.reduce(0) { $0 + $1.capacity }
+                    log(String(format: "warm-up: %d steps, cache %.1f%% full, hit rate %.4f", warm, 100 * Double(filled) / Double(max(capacity, 1)),
+                               provider.stats.hitRate))
+                }
+            }
+            return (warm, Date().timeIntervalSince(start))
+        }
     }
 
     /// MemAvailable from /proc/meminfo, bytes (physical memory when absent).

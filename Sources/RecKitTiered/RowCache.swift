@@ -1,3 +1,4 @@
+import CRecKitShims
 import RecKitCore
 
 /// Which cached row a miss replaces.
@@ -29,6 +30,14 @@ struct SlotMap {
 
     @inline(__always) func home(_ key: Int64) -> Int {
         Int(truncatingIfNeeded: (UInt64(bitPattern: key) &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask
+    }
+
+    /// Brings the line where a probe for `key` starts towards the CPU (issued a few ids ahead of `find`: the map
+    /// of a large cache is far bigger than the CPU's caches, so every probe would otherwise wait for DRAM).
+    @inline(__always) func prefetch(_ key: Int64) {
+        let i = home(key)
+        reckit_prefetch(keys.pointer + i)
+        reckit_prefetch(values.pointer + i)
     }
 
     /// The slot of `key`, or −1.
@@ -125,6 +134,12 @@ struct RowCache {
         if policy == .lfu, epoch % 64 == 0 {
             for s in 0..<capacity { frequency.pointer[s] >>= 1 }
         }
+    }
+
+    /// Brings the flags `touch(s)` writes towards the CPU.
+    @inline(__always) func prefetchFlags(_ s: Int32) {
+        reckit_prefetch_write(used.pointer + Int(s))
+        reckit_prefetch_write(reference.pointer + Int(s))
     }
 
     /// Records a use of slot `s` by the current batch; true the first time in this batch.

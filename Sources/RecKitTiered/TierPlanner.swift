@@ -10,10 +10,14 @@ import RecKitData
 ///    lookups its pinned rows will not take (at least `minimumSlots` rows): misses need free slots, and rows that
 ///    are hot in this window but not in the statistics live there.
 /// 3. The remaining budget pins rows across tables in decreasing order of count (a k-way merge of the tables'
-///    sorted counts). A table all of whose rows would be pinned is kept wholly in RAM instead.
+///    sorted counts), down to rows seen `minimumCount` times: a row seen once in the statistics is as likely noise
+///    as heat, and the dynamic cache serves such rows as well. Budget the pins leave unspent goes to the dynamic
+///    caches (same split). A table all of whose rows would be cached is kept wholly in RAM instead.
 ///
-/// The expected hit rate counts lookups served by resident tables and pinned rows; the dynamic part of each
-/// cache adds to it at run time.
+/// The expected hit rate counts lookups served by resident tables and pinned rows, with the pinned rows' counts
+/// corrected for the sample (Good–Turing: a row seen r times in N lookups has expected frequency r*/N,
+/// r* = (r+1)·N_{r+1}/N_r for small r, where N_r rows were seen r times; the raw r/N would promise rows seen
+/// once or twice more than they give). The dynamic part of each cache adds to it at run time.
 public struct TierPlanner {
     public var cacheBytes: Int
     /// Bytes of one record (row + optimizer state) per table name (`collection.table`).
@@ -23,6 +27,8 @@ public struct TierPlanner {
     public var minimumTableBytes = 64 << 20
     public var minimumSlots = 16_384
     public var dynamicFraction = 0.1
+    /// Rows seen fewer times than this are never pinned.
+    public var minimumCount: UInt32 = 2
 
     public init(cacheBytes: Int, recordBytes: [String: Int], features: [String: String]) {
         self.cacheBytes = cacheBytes; self.recordBytes = recordBytes; self.features = features
@@ -34,7 +40,7 @@ public struct TierPlanner {
         var budget = cacheBytes
         var tables: [String: TierPlacement.Table] = [:]
         var tiered: [(name: String, stats: RowAccessStats.Table, record: Int)] = []
-        var totalLookups = 0, fromRAM = 0
+        var totalLookups = 0, fromRAM = 0.0
         for name in recordBytes.keys.sorted() {
             let record = recordBytes[name]!, feature = features[name] ?? name
             guard let s = byFeature[feature] else { throw TierPlanError("no statistics for feature \(feature) (table \(name))") }
@@ -42,7 +48,7 @@ public struct TierPlanner {
             let bytes = s.rows * record
             if bytes < minimumTableBytes {
                 budget -= bytes
-                fromRAM += s.lookups
+                fromRAM += Double(s.lookups)
                 tables[name] = .init(name: name, feature: feature, mode: .resident, cacheRows: 0, pinnedRows: 0, expectedHitRate: 1)
             } else {
                 tiered.append((name, s, record))
@@ -64,34 +70,59 @@ public struct TierPlanner {
         // Greedy pinning: the hottest rows across tables (k-way merge on counts).
         var next = [Int](repeating: 0, count: tiered.count)
         var heap = TopHeap()
-        for (i, t) in tiered.enumerated() where !t.stats.counts.isEmpty { heap.push((t.stats.counts[0], i)) }
+        for (i, t) in tiered.enumerated() where !t.stats.counts.isEmpty && t.stats.counts[0] >= minimumCount { heap.push((t.stats.counts[0], i)) }
         while let (_, i) = heap.pop() {
             let cost = tiered[i].record + slot
             guard pinBudget >= cost else { break }
             pinBudget -= cost
             next[i] += 1
-            if next[i] < tiered[i].stats.counts.count { heap.push((tiered[i].stats.counts[next[i]], i)) }
+            if next[i] < tiered[i].stats.counts.count, tiered[i].stats.counts[next[i]] >= minimumCount {
+                heap.push((tiered[i].stats.counts[next[i]], i))
+            }
         }
-        let unpinned = tiered.enumerated().map { i, t in max(0, t.stats.lookups - t.stats.lookups(ofHottest: next[i])) }
-        let unpinnedTotal = max(1, unpinned.reduce(0, +))
+        // Dynamic shares: by the lookups pinned rows will not take, plus the rows seen once (the tail's evidence).
+        let weights = tiered.enumerated().map { i, t in
+            Double(max(0, t.stats.lookups - t.stats.lookups(ofHottest: next[i])) + t.stats.counts.reduce(0) { $0 + ($1 == 1 ? 1 : 0) })
+        }
+        let weightTotal = max(1, weights.reduce(0, +))
+        let shared = dynamicBudget - floors + pinBudget
         for (i, t) in tiered.enumerated() {
             let pinned = next[i]
-            let pinnedLookups = t.stats.lookups(ofHottest: pinned)
-            let share = Int(Double(dynamicBudget - floors) * Double(unpinned[i]) / Double(unpinnedTotal)) / (t.record + slot)
+            let share = Int(Double(shared) * weights[i] / weightTotal) / (t.record + slot)
             let dynamic = min(minimumSlots, t.stats.rows) + share
             if pinned + dynamic >= t.stats.rows {
-                // Everything fits: keep the table in RAM (refund what its cache would not use).
+                // Everything fits: keep the table in RAM.
                 tables[t.name] = .init(name: t.name, feature: t.stats.name, mode: .resident, cacheRows: 0, pinnedRows: 0, expectedHitRate: 1)
-                fromRAM += t.stats.lookups
+                fromRAM += Double(t.stats.lookups)
             } else {
+                let hits = Self.expectedLookups(t.stats.counts, hottest: pinned)
                 tables[t.name] = .init(name: t.name, feature: t.stats.name, mode: .tiered, cacheRows: pinned + dynamic, pinnedRows: pinned,
-                                       expectedHitRate: t.stats.lookups == 0 ? 1 : Double(pinnedLookups) / Double(t.stats.lookups))
-                fromRAM += pinnedLookups
+                                       expectedHitRate: t.stats.lookups == 0 ? 1 : hits / Double(t.stats.lookups))
+                fromRAM += hits
             }
         }
         return TierPlacement(stats: statsPath, cacheBytes: cacheBytes, recordBytes: recordBytes,
                              tables: tables.keys.sorted().map { tables[$0]! },
-                             expectedHitRate: totalLookups == 0 ? 1 : Double(fromRAM) / Double(totalLookups))
+                             expectedHitRate: totalLookups == 0 ? 1 : fromRAM / Double(totalLookups))
+    }
+}
+
+extension TierPlanner {
+    /// Expected lookups (in the statistics' window) of the `hottest` first rows of `counts` (sorted decreasing),
+    /// Good–Turing-corrected for counts below 6: a row seen r times counts r* = (r+1)·N_{r+1}/N_r (at most r).
+    static func expectedLookups(_ counts: [UInt32], hottest: Int) -> Double {
+        var rowsSeen = [Int](repeating: 0, count: 8)
+        for c in counts where c < 8 { rowsSeen[Int(c)] += 1 }
+        var total = 0.0
+        for c in counts.prefix(hottest) {
+            let r = Int(c)
+            if r < 6, rowsSeen[r] > 0 {
+                total += min(Double(r), Double(r + 1) * Double(rowsSeen[r + 1]) / Double(rowsSeen[r]))
+            } else {
+                total += Double(r)
+            }
+        }
+        return total
     }
 }
 

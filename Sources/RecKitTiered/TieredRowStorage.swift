@@ -49,7 +49,18 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
 
     // Prefetch staging (written by the prefetch queue, read after `pending.wait()`).
     private let pending = DispatchGroup()
-    private var staged: [Int64: Int] = [:]
+    /// What the prefetch learned about the next batch's ids: id → its slot (a hit), or −2 − k where the row was
+    /// read into `stagingBuffer` at index k (a miss). A small map (the batch's ids), so `rows(for:)` probes it in
+    /// the CPU's caches instead of the cache's large map in DRAM. Valid while `mapVersion` is what it was when the
+    /// prefetch was queued (the large map does not change between the prefetch and the next `rows(for:)` in
+    /// training; loading a checkpoint or another batch in between invalidates it).
+    private var staged = SlotMap(slots: 0)
+    private var stagedCount = 0
+    private var stagedVersion: UInt64 = 0
+    /// Bumped whenever the large map changes.
+    private var mapVersion: UInt64 = 0
+    /// Slot found for each id of the batch (−1: a miss), between the two passes of `rows(for:)`.
+    private var found = AlignedBuffer<Int32>(count: 0)
     private var stagingBuffer = AlignedBuffer<UInt8>(count: 0)
     private var stagingRequests: [TierRequest] = []
 
@@ -89,17 +100,39 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
             throw .storage(table: name, "writing evicted rows back failed: \(failure)")
         }
         if repin { try pinNow() }
-        defer { staged.removeAll(keepingCapacity: true) }
+        defer { clearStaged() }
         let t0 = DispatchTime.now().uptimeNanoseconds
         cache.beginBatch()
         batchSlots.removeAll(keepingCapacity: true)
         missPositions.removeAll(keepingCapacity: true)
-        for i in 0..<ids.count {
+        // Pass 1: probe the map (lines prefetched `ahead` ids early) and prefetch the found slots' flags;
+        // pass 2: mark the hits used. The map and flags of a large cache live in DRAM, so overlapping the misses
+        // of many ids is what makes this fast.
+        let ahead = Self.prefetchDistance
+        let n = ids.count
+        if found.count < n { found = AlignedBuffer(count: n * 5 / 4 + 16) }
+        let f = found.pointer
+        let useStaged = stagedCount > 0 && stagedVersion == mapVersion
+        if !useStaged { clearStaged() }
+        for i in 0..<min(ahead, n) where !useStaged { cache.map.prefetch(ids[i]) }
+        for i in 0..<n {
             let id = ids[i]
             guard id >= 0, id < Int64(rows) else {
                 throw .kernel(table: name, .indexOutOfRange(position: i, index: Int(truncatingIfNeeded: id), rows: rows))
             }
-            let s = cache.map.find(id)
+            var s: Int32
+            if useStaged {
+                let v = staged.find(id)
+                s = v >= 0 ? v : (v == -1 ? cache.map.find(id) : -1)
+            } else {
+                if i + ahead < n { cache.map.prefetch(ids[i + ahead]) }
+                s = cache.map.find(id)
+            }
+            f[i] = s
+            if s >= 0 { cache.prefetchFlags(s) }
+        }
+        for i in 0..<n {
+            let s = f[i]
             if s >= 0 {
                 if cache.touch(s) { batchSlots.append(s) }
                 ids[i] = Int64(s)
@@ -122,8 +155,10 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
             batchSlots.append(s)
             ids[i] = Int64(s)
             newRows += 1
-            if let k = staged[id] { copyList.append((s, k)) } else { readList.append((s, id)) }
+            let k = staged.find(id)
+            if k <= -2 { copyList.append((s, Int(-2 - k))) } else { readList.append((s, id)) }
         }
+        if newRows > 0 { mapVersion &+= 1 }
         let t1 = DispatchTime.now().uptimeNanoseconds
         do throws(TensorIOError) {
             try writeBackLater(writeList)
@@ -158,22 +193,46 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
     public func prefetch(_ ids: [Int64]) {
         // No wait: the queue is serial, so this runs after the write-backs already queued (rows evicted by this
         // batch are on disk before anything is read), and `rows(for:)` waits for both.
-        let map = cache.map
+        let map = cache.map, version = mapVersion
         pending.enter()
         queue.async { [self] in
             defer { pending.leave() }
-            stage(ids, map: map)
+            stage(ids, map: map, version: version)
         }
     }
 
-    /// Reads the rows of `ids` that `map` does not hold into the staging area (on the prefetch queue).
-    private func stage(_ ids: [Int64], map: SlotMap) {
-        staged.removeAll(keepingCapacity: true)
+    /// Ids ahead whose probe lines are prefetched.
+    static let prefetchDistance = 16
+
+    /// Forgets the staged rows.
+    private func clearStaged() {
+        if stagedCount > 0 { staged.removeAll() }
+        stagedCount = 0
+    }
+
+    /// Reads the rows of `ids` that `map` does not hold into the staging area and notes the slots of those it
+    /// holds (on the prefetch queue).
+    private func stage(_ ids: [Int64], map: SlotMap, version: UInt64) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { stats.prefetchNanoseconds += DispatchTime.now().uptimeNanoseconds - t0 }
+        clearStaged()
+        if staged.mask + 1 < 2 * ids.count { staged = SlotMap(slots: ids.count) }
         var order: [Int64] = []
-        for id in ids where id >= 0 && id < Int64(rows) && map.find(id) < 0 && staged[id] == nil {
-            staged[id] = order.count
-            order.append(id)
+        order.reserveCapacity(ids.count)
+        let ahead = Self.prefetchDistance
+        for (i, id) in ids.enumerated() {
+            if i + ahead < ids.count { map.prefetch(ids[i + ahead]) }
+            guard id >= 0, id < Int64(rows), staged.find(id) == -1 else { continue }
+            let s = map.find(id)
+            if s >= 0 {
+                staged.insert(id, s)
+            } else {
+                staged.insert(id, -2 - Int32(order.count))
+                order.append(id)
+            }
+            stagedCount += 1
         }
+        stagedVersion = version
         guard !order.isEmpty else { return }
         let rb = layout.recordBytes
         if stagingBuffer.count < order.count * rb { stagingBuffer = AlignedBuffer(count: order.count * rb * 5 / 4) }
@@ -181,13 +240,11 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
         for (k, id) in order.enumerated() {
             stagingRequests.append(TierRequest(buffer: UnsafeMutableRawPointer(stagingBuffer.pointer + k * rb), length: UInt32(rb), offset: layout.offset(id)))
         }
-        let t0 = DispatchTime.now().uptimeNanoseconds
         do throws(TensorIOError) {
             try stagingRequests.withUnsafeBufferPointer { (r) throws(TensorIOError) in try io.run(write: false, fd: file.fd, r, path: file.path) }
         } catch {
-            staged.removeAll(keepingCapacity: true)  // read them again in rows(for:), which reports the error
+            clearStaged()  // read them again in rows(for:), which reports the error
         }
-        stats.prefetchNanoseconds += DispatchTime.now().uptimeNanoseconds - t0
         stats.prefetched += order.count
     }
 
@@ -351,8 +408,9 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
         if write {
             guard file.writable else { throw TensorIOError("\(name): rows read in place from \(file.path) are read-only") }
             pending.wait()
-            staged.removeAll()
+            clearStaged()
             if cache.free.count < capacity { cache.clear(); repin = !pinnedIDs.isEmpty }
+            mapVersion &+= 1
         } else {
             try flush()
         }
@@ -447,6 +505,17 @@ public struct TierStats: Sendable, Codable {
         s.lookupNanoseconds += b.lookupNanoseconds; s.fetchNanoseconds += b.fetchNanoseconds
         s.writeBackNanoseconds += b.writeBackNanoseconds; s.prefetchNanoseconds += b.prefetchNanoseconds
         s.backgroundWriteNanoseconds += b.backgroundWriteNanoseconds
+        return s
+    }
+
+    /// What happened between snapshot `b` and the later snapshot `a` (batches: `a`'s).
+    public static func - (a: TierStats, b: TierStats) -> TierStats {
+        var s = a
+        s.lookups -= b.lookups; s.misses -= b.misses; s.prefetched -= b.prefetched; s.prefetchHits -= b.prefetchHits
+        s.writtenBack -= b.writtenBack
+        s.lookupNanoseconds -= b.lookupNanoseconds; s.fetchNanoseconds -= b.fetchNanoseconds
+        s.writeBackNanoseconds -= b.writeBackNanoseconds; s.prefetchNanoseconds -= b.prefetchNanoseconds
+        s.backgroundWriteNanoseconds -= b.backgroundWriteNanoseconds
         return s
     }
 }

@@ -151,6 +151,10 @@ def main():
     ap.add_argument("--ids", choices=["uniform", "zipf"], default="uniform")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--table-cap", type=int, default=None)
+    ap.add_argument("--table-gib", type=float, default=None,
+                    help="scale the 26 tables so rows x (4*16 + 4) bytes (row + row-wise Adagrad) total this many GiB, "
+                         "as `reckit bench tiered --table-gib` does")
+    ap.add_argument("--batches", type=int, default=8, help="pre-generated batches cycled through (default 8)")
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
@@ -159,11 +163,14 @@ def main():
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     tables = [min(n, a.table_cap) if a.table_cap else n for n in KAGGLE]
+    if a.table_gib:
+        scale = a.table_gib * (1 << 30) / (sum(KAGGLE) * (4 * DIM + 4))
+        tables = [max(2, int(round(n * scale))) for n in KAGGLE]
     build = build_pytorch if a.impl == "pytorch" else build_torchrec
     model, step = build(tables, a.optimizer, 0.01)
     train = a.mode == "train"
     model.train(train)
-    batches = make_batches(tables, a.batch_size, a.ids, a.seed)
+    batches = make_batches(tables, a.batch_size, a.ids, a.seed, count=a.batches)
     n = [0]
 
     def iteration():
@@ -201,7 +208,8 @@ def main():
         "threads": a.threads, "precision": a.precision, "distribution": a.ids,
         "optimizer": ("sgd" if a.optimizer == "sgd" else
                       ("rowwise_adagrad+adagrad" if a.impl == "torchrec" else "sparse_adagrad(exact)+adagrad")),
-        "table_rows": sum(tables), "torch": torch.__version__,
+        "table_rows": sum(tables), "table_gib": sum(tables) * (4 * DIM + 4) / (1 << 30), "batches": a.batches,
+        "torch": torch.__version__,
         "latency_p50_ms": float(np.quantile(lat, 0.5)) * 1e3, "latency_p99_ms": float(np.quantile(lat, 0.99)) * 1e3,
     }
     if a.json:

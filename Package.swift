@@ -16,6 +16,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitEmbeddings", ["RecKitCore", "RecKitKernels"], []),
     ("RecKitData", ["RecKitCore", "CRecKitShims"], []),
     ("RecKitCarbon", [], []),
+    ("RecKitCF", ["RecKitCore", "RecKitKernels", "RecKitData", "CBLAS", "CRecKitShims"], ["Logging"]),
     ("RecKitModels", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], []),
     ("RecKitTiered", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "CLibURing", "CRecKitShims"], []),
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
@@ -61,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered"],
+                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered", "RecKitCF"],
                                        ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
@@ -72,6 +73,7 @@ let package = Package(
                                                                   "RecKitData", "RecKitCore", "RecKitTestSupport", "CRecKitShims"]),
         .testTarget(name: "RecKitTieredTests", dependencies: ["RecKitTiered", "RecKitEmbeddings", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
+        .testTarget(name: "RecKitCFTests", dependencies: ["RecKitCF", "RecKitData", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitEmbeddings", "RecKitKernels", "RecKitTraining", "RecKitCore",
                                                               "RecKitTestSupport"],

@@ -6,7 +6,7 @@ import RecKitData
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Convert click logs and interactions into RecKit shards.",
-        subcommands: [DataConvert.self, DataSynth.self, DataStats.self])
+        subcommands: [DataConvert.self, DataSynth.self, DataStats.self, DataSampleCommand.self])
 }
 
 extension InputFormat: ExpressibleByArgument {}

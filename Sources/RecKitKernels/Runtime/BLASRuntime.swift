@@ -33,6 +33,12 @@ public enum BLASLoadError: Error, Sendable, CustomStringConvertible {
 public final class BLASRuntime: @unchecked Sendable {
     public let sgemm: reckit_sgemm_fn
     public let sgemv: reckit_sgemv_fn
+    /// `cblas_ssyrk`, `cblas_strsm`, LAPACK `spotrf_`/`spotri_` (Cholesky factor and inverse) for RecKitCF;
+    /// nil when the loaded library lacks them (an OpenBLAS built without LAPACK).
+    public let ssyrk: reckit_ssyrk_fn?
+    public let strsm: reckit_strsm_fn?
+    public let spotrf: reckit_spotrf_fn?
+    public let spotri: reckit_spotri_fn?
     private let setThreadsFn: reckit_set_num_threads_fn
     private let getThreadsFn: reckit_get_num_threads_fn
     private let getCoreName: reckit_get_string_fn
@@ -80,6 +86,11 @@ public final class BLASRuntime: @unchecked Sendable {
         }
         sgemm = try sym("cblas_sgemm", as: reckit_sgemm_fn.self)
         sgemv = try sym("cblas_sgemv", as: reckit_sgemv_fn.self)
+        func optionalSym<T>(_ name: String, as: T.Type) -> T? { dlsym(handle, name).map { unsafeBitCast($0, to: T.self) } }
+        ssyrk = optionalSym("cblas_ssyrk", as: reckit_ssyrk_fn.self)
+        strsm = optionalSym("cblas_strsm", as: reckit_strsm_fn.self)
+        spotrf = optionalSym("spotrf_", as: reckit_spotrf_fn.self)
+        spotri = optionalSym("spotri_", as: reckit_spotri_fn.self)
         setThreadsFn = try sym("openblas_set_num_threads", as: reckit_set_num_threads_fn.self)
         getThreadsFn = try sym("openblas_get_num_threads", as: reckit_get_num_threads_fn.self)
         getCoreName = try sym("openblas_get_corename", as: reckit_get_string_fn.self)

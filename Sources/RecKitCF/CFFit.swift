@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import RecKitCore
+import RecKitKernels
+
+/// Fits a CF model from interaction files, with the λ search on a validation split (`--lambda auto`).
+public enum CFFit {
+    public struct Options: Sendable {
+        public var kind: CFModelKind
+        /// λ for EASE / ∞-AE; nil = the model's default.
+        public var lambda: Float?
+        /// Search λ over `grid` on the validation split (nDCG@10, context = train).
+        public var autoLambda = false
+        public var grid: [Float]?
+        public var bpr = BPRModel.Options()
+        public init(kind: CFModelKind) { self.kind = kind }
+    }
+
+    /// Defaults chosen on ML-1M (∞-AE split, validation nDCG@10; docs/cf.md) — EASE λ and ∞-AE's λ·tr(K)/U.
+    public static func defaultLambda(_ kind: CFModelKind) -> Float { kind == .ease ? 800 : 5 }
+    /// The `--lambda auto` grids: EASE's λ is an absolute ridge, ∞-AE's is relative to the mean kernel diagonal.
+    public static func defaultGrid(_ kind: CFModelKind) -> [Float] {
+        kind == .ease ? [50, 100, 200, 300, 500, 800, 1200, 2000, 4000] : [0.5, 1, 2, 3, 5, 8, 12, 20, 50]
+    }
+
+    public struct Report: Sendable, Encodable {
+        public var model: String
+        public var lambda: Double?
+        public var users: Int
+        public var items: Int
+        public var interactions: Int
+        public var fitSeconds: Double
+        /// λ tried and their validation nDCG@10 (auto search only).
+        public var search: [SearchPoint]
+        /// Validation metrics of the chosen model (when a validation file was given).
+        public var validation: RankingEvaluation.Result?
+
+        public struct SearchPoint: Sendable, Encodable {
+            public var lambda: Double
+            public var ndcg10: Double
+            enum CodingKeys: String, CodingKey { case lambda; case ndcg10 = "ndcg@10" }
+        }
+        enum CodingKeys: String, CodingKey {
+            case model, lambda, users, items, interactions, search, validation
+            case fitSeconds = "fit_seconds"
+        }
+    }
+
+    public static func fit(train events: Interactions, valid: Interactions?, options: Options, algebra: DenseAlgebra, pool: ThreadPool,
+                           logger: Logger) throws(CFError) -> (model: any CFModel, report: Report) {
+        let users = IDMap(events.users), items = IDMap(events.items)
+        let train = InteractionMatrix(events, users: users, items: items)
+        logger.info("fitting \(options.kind.rawValue) on \(users.count) users × \(items.count) items, \(train.nonZeros) interactions")
+        let clock = ContinuousClock.now
+        var search: [Report.SearchPoint] = []
+        var model: any CFModel
+        if options.autoLambda && (options.kind == .ease || options.kind == .infae) {
+            guard let valid else { throw .invalidOptions("--lambda auto needs --valid FILE") }
+            let grid = options.grid ?? defaultGrid(options.kind)
+            // The Gram / kernel matrix does not depend on λ: compute it once.
+            let shared = options.kind == .ease ? try EASEModel.gramMatrix(train, algebra: algebra)
+                                               : try InfiniteAEModel.kernelMatrix(train, algebra: algebra, pool: pool)
+            var best: (any CFModel, Double)?
+            for (step, lambda) in grid.enumerated() {
+                let candidate: any CFModel = options.kind == .ease
+                    ? try EASEModel.fit(gram: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+                    : try InfiniteAEModel.fit(kernel: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+                let r = try RankingEvaluation.evaluate(model: candidate, context: events, test: valid, ks: [10], algebra: algebra, pool: pool)
+                let ndcg = r.metrics["ndcg@10"] ?? .nan
+                search.append(.init(lambda: Double(lambda), ndcg10: ndcg))
+                let elapsed = (ContinuousClock.now - clock).seconds
+                logger.info("λ \(lambda): validation nDCG@10 \(String(format: "%.4f", ndcg)) [\(step + 1)/\(grid.count), \(String(format: "%.1f", elapsed)) s, ETA \(String(format: "%.0f", elapsed / Double(step + 1) * Double(grid.count - step - 1))) s]")
+                if best == nil || ndcg > best!.1 { best = (candidate, ndcg) }
+            }
+            model = best!.0
+        } else {
+            switch options.kind {
+            case .pop: model = PopularityModel(train: train, users: users, items: items)
+            case .ease: model = try EASEModel.fit(train: train, users: users, items: items, lambda: options.lambda ?? defaultLambda(.ease), algebra: algebra)
+            case .infae: model = try InfiniteAEModel.fit(train: train, users: users, items: items, lambda: options.lambda ?? defaultLambda(.infae),
+                                                         algebra: algebra, pool: pool)
+            case .bpr:
+                var seen = 0
+                model = try BPRModel.fit(train: train, users: users, items: items, options: options.bpr) { epoch, _, _ in
+                    seen = epoch + 1
+                    if seen % 5 == 0 || seen == options.bpr.epochs {
+                        let elapsed = (ContinuousClock.now - clock).seconds
+                        logger.info("BPR epoch \(seen)/\(options.bpr.epochs), \(String(format: "%.1f", elapsed)) s, ETA \(String(format: "%.0f", elapsed / Double(seen) * Double(options.bpr.epochs - seen))) s")
+                    }
+                }
+            }
+        }
+        let seconds = (ContinuousClock.now - clock).seconds
+        let validation = try valid.map { v throws(CFError) in
+            try RankingEvaluation.evaluate(model: model, context: events, test: v, ks: [10, 20, 100], algebra: algebra, pool: pool)
+        }
+        let report = Report(model: options.kind.rawValue, lambda: model.hyperparameters["lambda"], users: users.count, items: items.count,
+                            interactions: train.nonZeros, fitSeconds: seconds, search: search, validation: validation)
+        return (model, report)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

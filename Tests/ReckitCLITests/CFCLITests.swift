@@ -1,0 +1,104 @@
+import Foundation
+import RecKitCore
+import Testing
+
+/// `reckit cf …` and `reckit data sample`: the JSON keys outside checks rely on, exit codes, and that a converted
+/// dataset directory and its text file give the same model.
+@Suite("reckit cf CLI contract")
+struct CFCLITests {
+    /// Clustered synthetic interactions: users of group g mostly pick items of group g (so models beat popularity).
+    static func writeEvents(_ dir: String) throws -> (train: String, valid: String, test: String) {
+        var rng = SeededRandom(seed: 17)
+        var train = "user_id\titem_id\trating\n", valid = train, test = train
+        for u in 0..<150 {
+            let g = u % 3
+            var items = Set<Int>()
+            while items.count < 14 {
+                let i = rng.nextDouble() < 0.85 ? g * 20 + Int(rng.next() % 20) : Int(rng.next() % 60)
+                items.insert(i)
+            }
+            for (k, i) in items.sorted().enumerated() {
+                let line = "\(u + 1)\t\(i + 1000)\t\(1 + k % 5)\n"
+                if k % 7 == 3 { valid += line } else if k % 7 == 5 { test += line } else { train += line }
+            }
+        }
+        let t = dir + "/train.tsv", v = dir + "/valid.tsv", s = dir + "/test.tsv"
+        try train.write(toFile: t, atomically: true, encoding: .utf8)
+        try valid.write(toFile: v, atomically: true, encoding: .utf8)
+        try test.write(toFile: s, atomically: true, encoding: .utf8)
+        return (t, v, s)
+    }
+
+    static func json(_ text: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+    }
+
+    @Test("cf fit (λ auto) → cf eval: JSON keys, metrics as fractions, EASE beats popularity")
+    func fitAndEval() throws {
+        let dir = DataCLIContractTests.tmp("cf-fit")
+        let f = try Self.writeEvents(dir)
+        let env = ["RECKIT_LEDGER_DIR": dir + "/ledger"]
+        var ndcg: [String: Double] = [:]
+        for model in ["pop", "ease", "infae", "bpr"] {
+            var args = ["cf", "fit", "--model", model, "--train", f.train, "--valid", f.valid, "--output", "\(dir)/\(model).rkcf", "--json", "--threads", "2"]
+            if model == "ease" || model == "infae" { args += ["--lambda", "auto"] }
+            if model == "bpr" { args += ["--bpr-epochs", "10"] }
+            let fit = try CLIContractTests.run(args, env: env)
+            #expect(fit.status == 0, "\(model): \(fit.err)")
+            let report = try Self.json(fit.out)
+            for key in ["model", "users", "items", "interactions", "fit_seconds", "validation", "peak_rss_mib"] { #expect(report[key] != nil, "\(model) fit: \(key)") }
+            if model == "ease" { #expect((report["search"] as? [Any])?.count == 9) }
+            let eval = try CLIContractTests.run(["cf", "eval", "--model", "\(dir)/\(model).rkcf", "--context", f.train, f.valid, "--test", f.test,
+                                                 "--k", "10,20", "--json"])
+            #expect(eval.status == 0, "\(model): \(eval.err)")
+            let m = try Self.json(eval.out)
+            for key in ["ndcg@10", "recall@10", "hr@10", "psp@10", "ndcg@20", "auc", "users", "items"] { #expect(m[key] != nil, "\(model) eval: \(key)") }
+            #expect(m["users"] as? Int == 150 && m["items"] as? Int == 60)
+            let v = m["ndcg@10"] as? Double ?? -1
+            #expect(v >= 0 && v <= 1)
+            ndcg[model] = v
+        }
+        #expect(ndcg["ease"]! > ndcg["pop"]! + 0.1, "\(ndcg)")
+        #expect(ndcg["infae"]! > ndcg["pop"]! + 0.1, "\(ndcg)")
+    }
+
+    @Test("A converted dataset directory and its text file fit the same EASE model")
+    func shardsAndText() throws {
+        let dir = DataCLIContractTests.tmp("cf-shards")
+        let f = try Self.writeEvents(dir)
+        let conv = try CLIContractTests.run(["data", "convert", "--format", "interactions", "--input", f.train, "--output", dir + "/ds"],
+                                            env: ["RECKIT_LEDGER_DIR": dir + "/ledger"])
+        #expect(conv.status == 0, "\(conv.err)")
+        for (name, train) in [("text", f.train), ("shards", dir + "/ds")] {
+            let r = try CLIContractTests.run(["cf", "fit", "--model", "ease", "--lambda", "10", "--train", train, "--output", "\(dir)/\(name).rkcf"],
+                                             env: ["RECKIT_LEDGER_DIR": dir + "/ledger"])
+            #expect(r.status == 0, "\(name): \(r.err)")
+        }
+        let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/text.rkcf")), b = try Data(contentsOf: URL(fileURLWithPath: dir + "/shards.rkcf"))
+        #expect(a == b)
+    }
+
+    @Test("data sample and cf rank-models: JSON keys; bad input exits 65 naming file:line:column")
+    func sampleRankAndErrors() throws {
+        let dir = DataCLIContractTests.tmp("cf-sample")
+        let f = try Self.writeEvents(dir)
+        let s = try CLIContractTests.run(["data", "sample", "--strategy", "svp-cf", "--fraction", "0.5", "--input", f.train,
+                                          "--output", dir + "/sampled.tsv", "--proxy-epochs", "2", "--json"])
+        #expect(s.status == 0, "\(s.err)")
+        let sj = try Self.json(s.out)
+        #expect(sj["output_interactions"] as? Int == ((sj["input_interactions"] as? Int ?? 0) + 1) / 2)
+        let r = try CLIContractTests.run(["cf", "rank-models", "--train", f.train, "--test", f.valid, "--sampled", dir + "/sampled.tsv",
+                                          "--models", "pop,ease,infae", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let rj = try Self.json(r.out)
+        let tau = rj["kendall_tau"] as? Double ?? -2
+        #expect(tau >= -1 && tau <= 1 && (rj["ranking_full"] as? [String])?.count == 3)
+        try "user\titem\n1\t2\n1\t\n".write(toFile: dir + "/bad.tsv", atomically: true, encoding: .utf8)
+        let bad = try CLIContractTests.run(["cf", "fit", "--model", "pop", "--train", dir + "/bad.tsv", "--output", dir + "/x.rkcf"],
+                                           env: ["RECKIT_LEDGER_DIR": dir + "/ledger"])
+        #expect(bad.status == 65 && bad.err.contains("bad.tsv:3:3: item is empty"), "\(bad.status) \(bad.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.rkcf"))
+        let missing = try CLIContractTests.run(["cf", "eval", "--model", dir + "/none.rkcf", "--context", f.train, "--test", f.test])
+        #expect(missing.status == 66, "\(missing.status) \(missing.err)")
+    }
+}

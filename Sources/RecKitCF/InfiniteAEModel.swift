@@ -43,15 +43,15 @@ public struct InfiniteAEModel: CFModel {
     public static func fit(train: InteractionMatrix, users: IDMap, items: IDMap, lambda: Float, algebra: DenseAlgebra,
                            pool: ThreadPool) throws(CFError) -> InfiniteAEModel {
         let k = try kernelMatrix(train, algebra: algebra, pool: pool)
-        return try fit(kernel: k, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+        return try fit(kernel: consume k, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
     }
 
-    /// The fit from a precomputed kernel matrix.
-    public static func fit(kernel: [Float], train: InteractionMatrix, users: IDMap, items: IDMap, lambda: Float,
+    /// The fit from a precomputed kernel matrix (factored in place when the caller gives it up, copied otherwise).
+    public static func fit(kernel: consuming [Float], train: InteractionMatrix, users: IDMap, items: IDMap, lambda: Float,
                            algebra: DenseAlgebra) throws(CFError) -> InfiniteAEModel {
         guard lambda >= 0, lambda.isFinite else { throw .invalidOptions("∞-AE needs λ ≥ 0 (got \(lambda))") }
         let u = train.rows, n = train.columns
-        var a = kernel
+        var a = consume kernel
         var trace: Double = 0
         for i in 0..<u { trace += Double(a[i * u + i]) }
         let ridge = Float(Double(lambda) * trace / Double(max(u, 1)))

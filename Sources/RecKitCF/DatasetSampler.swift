@@ -90,9 +90,7 @@ public enum DatasetSampler {
         var result = [Double](repeating: 0, count: events.count)
         for k in 0..<events.count {
             let u = Int(users[events.users[k]]!), i = items[events.items[k]]!
-            // Position of (u, i) in CSR order.
-            let row = x.row(u)
-            guard let at = row.firstIndex(of: i) else { continue }
+            guard let at = x.position(u, i) else { continue }
             var score = total[at] / Double(max(proxy.epochs, 1))
             if propensity { score *= 1 + c * pow(Double(counts[Int(i)]) + 1.5, -0.55) }  // ÷ propensity = × inverse propensity
             result[k] = score

@@ -64,15 +64,18 @@ public struct InteractionMatrix: Sendable, Equatable {
 
     public func rowCount(_ r: Int) -> Int { rowStart[r + 1] - rowStart[r] }
 
-    /// Whether row `r` contains item `c` (binary search).
-    public func contains(_ r: Int, _ c: Int32) -> Bool {
+    /// The position of (r, c) in `columnIndices` (CSR order), or nil when row `r` does not contain `c` (binary search).
+    public func position(_ r: Int, _ c: Int32) -> Int? {
         var lo = rowStart[r], hi = rowStart[r + 1]
         while lo < hi {
             let mid = (lo + hi) / 2
             if columnIndices[mid] < c { lo = mid + 1 } else { hi = mid }
         }
-        return lo < rowStart[r + 1] && columnIndices[lo] == c
+        return lo < rowStart[r + 1] && columnIndices[lo] == c ? lo : nil
     }
+
+    /// Whether row `r` contains item `c`.
+    public func contains(_ r: Int, _ c: Int32) -> Bool { position(r, c) != nil }
 
     /// Writes rows `range` as dense 0/1 floats into `out` [range.count × columns], row-major.
     public func densify(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {

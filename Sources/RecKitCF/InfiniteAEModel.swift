@@ -20,6 +20,10 @@ public struct InfiniteAEModel: CFModel {
     /// α [U × I], row-major.
     public let alpha: [Float]
     let kernel: NeuralTangentKernel
+    /// The training matrix as dense 0/1 rows [U × I] and its row norms ‖x‖² [U], built once: every scored batch
+    /// multiplies by it.
+    let trainDense: AlignedBuffer<Float>
+    let trainNorms: [Float]
     public var hyperparameters: [String: Double] { ["lambda": Double(lambda)] }
 
     public static func fitBytes(users: Int, items: Int) -> Int { 4 * (users * users + 2 * users * items) }
@@ -69,6 +73,9 @@ public struct InfiniteAEModel: CFModel {
     init(users: IDMap, items: IDMap, itemCounts: [Int], lambda: Float, train: InteractionMatrix, alpha: [Float]) {
         self.users = users; self.items = items; self.itemCounts = itemCounts; self.lambda = lambda; self.train = train; self.alpha = alpha
         kernel = NeuralTangentKernel(inputDimension: items.count)
+        trainDense = AlignedBuffer<Float>(count: max(1, train.rows * items.count))
+        train.densify(rows: 0..<train.rows, into: trainDense.pointer)
+        trainNorms = (0..<train.rows).map { Float(train.rowCount($0)) }
     }
 
     public func score(context: InteractionMatrix, rows: Range<Int>, userIndex: [Int32], into out: UnsafeMutablePointer<Float>,
@@ -76,12 +83,9 @@ public struct InfiniteAEModel: CFModel {
         let u = train.rows, n = items.count, b = rows.count
         let xc = AlignedBuffer<Float>(count: max(1, b * n))
         context.densify(rows: rows, into: xc.pointer)
-        let xt = AlignedBuffer<Float>(count: max(1, u * n))
-        train.densify(rows: 0..<u, into: xt.pointer)
         let k = AlignedBuffer<Float>(count: max(1, b * u))
-        try algebra.gemm(xc.pointer, xt.pointer, into: k.pointer, m: b, n: u, k: n, transB: true)
-        kernel.apply(k.pointer, rows: b, cols: u, rowNorms: rows.map { Float(context.rowCount($0)) },
-                     colNorms: (0..<u).map { Float(train.rowCount($0)) }, pool: pool)
+        try algebra.gemm(xc.pointer, trainDense.pointer, into: k.pointer, m: b, n: u, k: n, transB: true)
+        kernel.apply(k.pointer, rows: b, cols: u, rowNorms: rows.map { Float(context.rowCount($0)) }, colNorms: trainNorms, pool: pool)
         try alpha.withUnsafeBufferPointer { (ap) throws(CFError) in
             try algebra.gemm(k.pointer, ap.baseAddress!, into: out, m: b, n: n, k: u)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import RecKitData
 
 extension Interactions {
     /// Parses `user item [rating [timestamp]]` lines (TAB or comma separated, chosen from the first line; an
@@ -72,24 +73,11 @@ extension Interactions {
 
     static func text(_ b: [UInt8], _ f: (Int, Int)) -> String { String(decoding: b[f.0..<f.1], as: UTF8.self) }
 
-    /// A decimal id, or FNV-1a-64 of the token with the top bit set (the convention of `InteractionsFormat`).
+    /// The raw id of a token by `InteractionsFormat.rawID` (the rule the shard converter uses).
     static func id(_ b: [UInt8], _ f: (Int, Int), _ path: String, _ line: Int, _ lineStart: Int,
                    _ name: String) throws(CFError) -> Int64 {
         guard f.1 > f.0 else { throw .malformedRow(file: path, line: line, column: f.0 - lineStart + 1, reason: "\(name) is empty") }
-        var v: Int64 = 0
-        var numeric = true
-        for k in f.0..<f.1 {
-            let c = b[k]
-            guard c >= 48 && c <= 57 else { numeric = false; break }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (s, o2) = m.addingReportingOverflow(Int64(c - 48))
-            if o1 || o2 { numeric = false; break }
-            v = s
-        }
-        if numeric { return v }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for k in f.0..<f.1 { h = (h ^ UInt64(b[k])) &* 0x0000_0100_0000_01b3 }
-        return Int64(bitPattern: h | (1 << 63))
+        return b.withUnsafeBufferPointer { Int64(bitPattern: InteractionsFormat.rawID($0.baseAddress! + f.0, f.1 - f.0)) }
     }
 
     /// Writes the events as TSV with a header (`user_id item_id rating [timestamp]`), atomically (temp file,

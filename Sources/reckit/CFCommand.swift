@@ -84,16 +84,15 @@ struct CFFitCommand: ParsableCommand {
         o.bpr = bpr.options
         let threads = common.resolvedThreads
         let run = try CarbonRun(command: "cf fit", model: model.rawValue, options: carbon, threads: threads)
-        let (fitted, report) = try measureCF(run) { () throws(CFError) in
+        let report = try run.measure { try onCFError { () throws(CFError) in
             let events = try Interactions.read(train, policy: policy)
             let validation = try valid.map { v throws(CFError) in try Interactions.read(v, policy: policy) }
             let pool = ThreadPool(threads: threads)
             let algebra = try DenseAlgebra(threads: threads)
             let result = try CFFit.fit(train: events, valid: validation, options: o, algebra: algebra, pool: pool, logger: log)
             try CFModelFile.write(result.model, to: output)
-            return (result.model, result.report)
-        }
-        _ = fitted
+            return result.report
+        } }
         if common.json {
             try printJSON(WithPeakRSS(report))
         } else {
@@ -104,14 +103,6 @@ struct CFFitCommand: ParsableCommand {
             if let v = report.validation { print("  validation: " + CFEvalCommand.summary(v)) }
         }
     }
-}
-
-/// Runs a CF body under the carbon tracker.
-func measureCF<T>(_ run: CarbonRun, _ body: () throws(CFError) -> T) throws -> T {
-    let result: T
-    do { result = try onCFError(body) } catch { run.finish(); throw error }
-    run.finish()
-    return result
 }
 
 struct CFEvalCommand: ParsableCommand {

@@ -41,8 +41,13 @@ struct CarbonRun {
     /// Runs `body` and ends the measurement either way, counting `samples(result)` when it succeeds; a DataError
     /// becomes a one-line CLI error with `code`.
     func measure<T>(code: Int32, samples: (T) -> Int?, _ body: () throws(DataError) -> T) throws -> T {
+        try measure(samples: samples) { try CLIError.onDataError(code: code, body) }
+    }
+
+    /// Runs `body` and ends the measurement either way, counting `samples(result)` when it succeeds.
+    func measure<T>(samples: (T) -> Int? = { _ in nil }, _ body: () throws -> T) throws -> T {
         let result: T
-        do { result = try CLIError.onDataError(code: code, body) } catch { finish(); throw error }
+        do { result = try body() } catch { finish(); throw error }
         finish(samples: samples(result))
         return result
     }

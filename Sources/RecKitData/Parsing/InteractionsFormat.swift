@@ -15,6 +15,14 @@ public struct InteractionsFormat: RowFormat {
 
     public init() {}
 
+    /// The raw 64-bit id of a user or item token: a non-negative decimal of up to 18 digits as is, anything else
+    /// FNV-1a-64 of its bytes with the top bit set (so hashed and decimal ids never collide). Every reader of
+    /// interactions (this format, RecKitCF's text reader) uses this one rule, so text and shards agree on ids.
+    @inline(__always) public static func rawID(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+        if let v = FieldParsing.int64(p, n), v >= 0 { return UInt64(v) }
+        return FieldParsing.fnv1a(p, n) | (1 << 63)
+    }
+
     public mutating func header(_ line: UnsafeBufferPointer<UInt8>, file: String) throws(DataError) -> Bool {
         separator = line.contains(9) ? 9 : UInt8(ascii: ",")
         guard let first = line.first else { return false }
@@ -31,7 +39,7 @@ public struct InteractionsFormat: RowFormat {
             switch i {
             case 0, 1:
                 guard len > 0 else { throw FieldIssue(column: start + 1, reason: "\(i == 0 ? "user" : "item") is empty") }
-                if let v = FieldParsing.int64(p, len), v >= 0 { row.categorical[i] = UInt64(v) } else { row.categorical[i] = FieldParsing.fnv1a(p, len) | (1 << 63) }
+                row.categorical[i] = Self.rawID(p, len)
             case 2:
                 guard let r = FieldParsing.float(p, len) else {
                     throw FieldIssue(column: start + 1, reason: "rating '\(CriteoFormat.show(p, len))' is not a number")

@@ -22,6 +22,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTiered",
                         "CRecKitShims"], []),
+    ("RecKitExperiments", ["RecKitTraining", "RecKitCarbon", "RecKitData", "CRecKitShims"], []),
     ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitCheckpoint", "RecKitTiered"], []),
     ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
     ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTiered", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
@@ -62,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered", "RecKitCF"],
+                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered", "RecKitCF", "RecKitExperiments"],
                                        ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
@@ -74,6 +75,9 @@ let package = Package(
         .testTarget(name: "RecKitTieredTests", dependencies: ["RecKitTiered", "RecKitEmbeddings", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitDataTests", dependencies: ["RecKitData", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCFTests", dependencies: ["RecKitCF", "RecKitData", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
+        .testTarget(name: "RecKitExperimentsTests", dependencies: ["RecKitExperiments", "RecKitTraining", "RecKitModels", "RecKitData",
+                                                                   "RecKitCarbon", "RecKitCore", "RecKitTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitEmbeddings", "RecKitKernels", "RecKitTraining", "RecKitCore",
                                                               "RecKitTestSupport"],

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Optional Python tools some tests use to check interoperability (Python's safetensors reads RecKit checkpoints).
+# Optional Python tools some tests use to check interoperability (Python's safetensors reads RecKit checkpoints;
+# the tensorboard package reads RecKit's event files).
 # Installed into the git-ignored .venv-tools from PyPI, idempotently; best effort: without network the tests that
 # need them report themselves as skipped. The product itself never needs Python.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 venv=.venv-tools
-want="safetensors numpy"
-if [[ -x $venv/bin/python ]] && $venv/bin/python -c "import safetensors, numpy" 2>/dev/null; then
+want="safetensors numpy tensorboard"
+if [[ -x $venv/bin/python ]] && $venv/bin/python -c "import safetensors, numpy, tensorboard" 2>/dev/null; then
   echo "test-tools: present ($want)"
   exit 0
 fi

@@ -39,3 +39,46 @@ public struct BinaryMetrics: Codable, Sendable, Equatable {
                              accuracy: Double(correct) / Double(n), rows: n)
     }
 }
+
+/// One bin of a reliability (calibration) diagram: the samples whose predicted probability falls in one quantile.
+public struct ReliabilityBin: Codable, Sendable, Equatable {
+    /// Mean predicted probability σ(z) of the bin's samples.
+    public var meanPrediction: Double
+    /// Fraction of the bin's samples labelled 1.
+    public var observedRate: Double
+    public var count: Int
+
+    public init(meanPrediction: Double, observedRate: Double, count: Int) {
+        self.meanPrediction = meanPrediction; self.observedRate = observedRate; self.count = count
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case count
+        case meanPrediction = "mean_prediction"
+        case observedRate = "observed_rate"
+    }
+
+    /// Equal-count bins by predicted probability (deciles for `bins` 10): samples sorted by logit, split into
+    /// `bins` runs of ⌊n/bins⌋ or ⌈n/bins⌉; fewer bins when there are fewer samples. A perfectly calibrated model
+    /// has meanPrediction ≈ observedRate in every bin.
+    public static func quantiles(logits: [Float], labels: [Float], bins: Int = 10) -> [ReliabilityBin] {
+        precondition(logits.count == labels.count, "logits and labels differ in length")  // allowed: programmer error
+        let n = logits.count
+        let k = min(max(bins, 1), n)
+        guard k > 0 else { return [] }
+        let order = (0..<n).sorted { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        var out: [ReliabilityBin] = []
+        out.reserveCapacity(k)
+        for b in 0..<k {
+            let lo = b * n / k, hi = (b + 1) * n / k
+            var p = 0.0, y = 0.0
+            for i in order[lo..<hi] {
+                p += 1 / (1 + exp(-Double(logits[i])))
+                y += Double(labels[i])
+            }
+            let c = Double(hi - lo)
+            out.append(ReliabilityBin(meanPrediction: p / c, observedRate: y / c, count: hi - lo))
+        }
+        return out
+    }
+}

@@ -52,6 +52,8 @@ public struct TrainOptions: Sendable, Equatable {
         public var early_stopping_patience: Int?, warmup_steps: Int?, lr_decay_per_epoch: Float?, clip_norm: Float?
         public var embedding_l2: Float?, cross_layers: Int?, cross_rank: Int?, cross_parallel: Bool?
         public var precision: Precision?, dedup: Bool?, max_steps: Int?
+        /// Raw input only: the vocabulary's minimum count (read by `TrainingRun` before converting; `--min-count` wins).
+        public var min_count: Int?
         public init() {}
     }
 

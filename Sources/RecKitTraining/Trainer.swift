@@ -47,6 +47,10 @@ public final class Trainer {
     public let precisionPlan: [(layer: String, shape: String, precision: Precision)]
     /// Early-stopping snapshots written so far (each spilled to a file, removed at the end).
     public private(set) var snapshotsWritten = 0
+    /// Receives logged intervals and validation passes (run directories, TensorBoard, tuners).
+    public var observer: (any TrainingObserver)?
+    /// Steps per logged interval (nil: about 100 intervals per epoch).
+    public var logEvery: Int?
 
     public init(model: any CTRModel, optimizer: DenseOptimizer, options: TrainOptions, pool: ThreadPool,
                 position: TrainPosition = TrainPosition()) throws(TrainingError) {
@@ -132,6 +136,17 @@ public final class Trainer {
         }
     }
 
+    /// Metrics and the reliability deciles of the model on `source`, from one scoring pass.
+    func validate(_ source: any BatchSource, epoch: Int, since t0: Date) throws(TrainingError) -> EvaluationRecord {
+        try phase(.evaluate) { () throws(TrainingError) -> EvaluationRecord in
+            let (z, y) = try Evaluation.logits(model, source, workspace: workspace, pool: pool)
+            guard y.count == z.count else { throw .options("the validation data has no labels") }
+            return EvaluationRecord(step: position.step, epoch: epoch, metrics: BinaryMetrics.compute(logits: z, labels: y),
+                                    reliability: observer == nil ? [] : ReliabilityBin.quantiles(logits: z, labels: y),
+                                    elapsed: Date().timeIntervalSince(t0))
+        }
+    }
+
     /// Trains from `position` to the end of `options.epochs` (or `options.maxSteps` steps in all) on `train`,
     /// evaluating on `validation` after each epoch when early stopping is on and at the end.
     ///
@@ -149,11 +164,22 @@ public final class Trainer {
         var seen = 0
         var lastLoss: Double?
         var lastReport = Date.distantPast
-        var best: (auc: Double, epoch: Int, metrics: BinaryMetrics, snapshot: String?)?
+        var best: (auc: Double, epoch: Int, record: EvaluationRecord, snapshot: String?)?
         var epochsRun = 0
         var stopped = false
         defer { if let s = best?.snapshot { unlink(s) } }
         let validating = (validation?.rowCount ?? 0) > 0
+        let every = max(1, logEvery ?? train.rowCount / max(o.batchSize, 1) / 100)
+        var interval = (loss: 0.0, steps: 0, rows: 0, start: t0)
+        let flushInterval = { [self] (epoch: Int) throws(TrainingError) in
+            guard let observer, interval.steps > 0 else { return }
+            let now = Date()
+            let lr = Double(o.learningRate * Self.learningRateScale(step: position.step - 1, epoch: epoch, options: o))
+            try observer.trained(StepRecord(step: position.step, epoch: epoch, loss: interval.loss / Double(interval.steps), learningRate: lr,
+                                            samplesPerSecond: Double(interval.rows) / max(now.timeIntervalSince(interval.start), 1e-9),
+                                            elapsed: now.timeIntervalSince(t0)))
+            interval = (0, 0, 0, now)
+        }
         for epoch in position.epoch..<max(position.epoch, o.epochs) {
             epochsRun = epoch + 1
             let stream = try train.batches(epoch: epoch, skip: epoch == position.epoch ? position.rowInEpoch : 0)
@@ -163,8 +189,11 @@ public final class Trainer {
                 if let m = o.maxSteps, position.step >= m { stopped = true; break }
                 upcoming = try stream.next()
                 guard batch.size > 0 else { continue }
-                lastLoss = try step(batch, epoch: epoch, next: upcoming)
+                let loss = try step(batch, epoch: epoch, next: upcoming)
+                lastLoss = loss
                 seen += batch.size
+                interval.loss += loss; interval.steps += 1; interval.rows += batch.size
+                if position.step % every == 0 { try flushInterval(epoch) }
                 position.epoch = epoch
                 position.rowInEpoch += batch.size
                 if let every = checkpointEvery, every > 0, position.step % every == 0, let checkpoint { try checkpoint(position, seen) }
@@ -174,16 +203,18 @@ public final class Trainer {
                                            loss: lastLoss ?? .nan, samplesPerSecond: Double(seen) / Date().timeIntervalSince(t0)))
                 }
             }
+            try flushInterval(epoch)
             if stopped { break }
             position.epoch = epoch + 1
             position.rowInEpoch = 0
             if validating, let validation, o.earlyStoppingPatience > 0 {
-                let metrics = try evaluate(validation)
-                let auc = metrics.auc ?? 0
+                let record = try validate(validation, epoch: epoch + 1, since: t0)
+                try observer?.evaluated(record)
+                let auc = record.metrics.auc ?? 0
                 if best == nil || auc > best!.auc {
                     if let s = best?.snapshot { unlink(s) }
                     let another = epoch + 1 < o.epochs && (o.maxSteps.map { position.step < $0 } ?? true)
-                    best = (auc, epoch + 1, metrics, another ? try snapshot(in: snapshotDirectory) : nil)
+                    best = (auc, epoch + 1, record, another ? try snapshot(in: snapshotDirectory) : nil)
                 } else if epoch + 1 - best!.epoch >= o.earlyStoppingPatience {
                     break
                 }
@@ -192,8 +223,13 @@ public final class Trainer {
         let seconds = Date().timeIntervalSince(t0)
         if let best, best.epoch != epochsRun, let path = best.snapshot { try restore(path) }
         // The kept epoch was already evaluated; evaluate only when early stopping did not run.
-        var validationMetrics = best?.metrics
-        if validationMetrics == nil, validating, let validation { validationMetrics = try evaluate(validation) }
+        var kept = best?.record
+        if kept == nil, validating, let validation {
+            kept = try validate(validation, epoch: epochsRun, since: t0)
+            try observer?.evaluated(kept!)
+        }
+        if let kept { try observer?.kept(kept) }
+        let validationMetrics = kept?.metrics
         return TrainReport(rowsTrained: seen, steps: position.step, seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9),
                            finalLoss: lastLoss, validation: validationMetrics, checkpoint: nil, epochs: epochsRun,
                            bestEpoch: best?.epoch ?? epochsRun, position: position, seed: o.seed,

@@ -14,6 +14,8 @@ public enum TrainingError: Error, Sendable, CustomStringConvertible {
     case data(DataError)
     case model(ModelError)
     case checkpoint(CheckpointError)
+    /// An observer could not record the run (a run directory that cannot be written: disk full, permissions).
+    case observer(String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum TrainingError: Error, Sendable, CustomStringConvertible {
         case .data(let e): return e.description
         case .model(let e): return e.description
         case .checkpoint(let e): return e.description
+        case .observer(let s): return s
         }
     }
 }

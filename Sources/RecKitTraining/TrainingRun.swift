@@ -26,6 +26,10 @@ public struct TrainingRun {
     public var tiering: TierOptions?
     /// Write the checkpoint (atomically, to `output`) every this many steps, not only at the end.
     public var checkpointEvery: Int?
+    /// Receives the effective recipe, logged intervals and validation passes (a run directory).
+    public var observer: (any TrainingObserver)?
+    /// Steps per logged interval (nil: about 100 per epoch).
+    public var logEvery: Int?
 
     public init(model: ModelKind, data: [String], output: String) { self.model = model; self.data = data; self.output = output }
 
@@ -57,9 +61,11 @@ public struct TrainingRun {
         var temporary: TemporaryDataset?
         let ds: ShardDataset
         var vocabularies: [[UInt64]] = []
+        // A config file may carry the vocabulary's min_count (a tuned recipe does); the flag wins.
+        let configured = try configFile.map { (p) throws(TrainingError) in try TrainOptions.load(configFile: p) }
         do throws(DataError) {
             if let format {
-                let t = try TemporaryDataset(files: data, format: format, minCount: minCount, maxIndRange: maxIndRange)
+                let t = try TemporaryDataset(files: data, format: format, minCount: minCount ?? configured?.min_count, maxIndRange: maxIndRange)
                 temporary = t
                 ds = t.dataset
                 vocabularies = try t.vocabularies()
@@ -84,7 +90,7 @@ public struct TrainingRun {
                 o.seed = r.metadata.seed
             }
         }
-        if let configFile { o.apply(try TrainOptions.load(configFile: configFile)) }
+        if let configured { o.apply(configured) }
         o.apply(flags)
         o.threads = threads
         if let r = resumed {
@@ -117,6 +123,10 @@ public struct TrainingRun {
                                   position: resumed?.position ?? TrainPosition())
         let (train, validation) = Self.sources(ds, options: o)
         let trainRows = train.rowCount
+        trainer.observer = observer
+        trainer.logEvery = logEvery
+        try observer?.started(RunStart(model: model, options: o, trainRows: trainRows, validationRows: ds.manifest.rows - trainRows,
+                                       datasetDirectory: ds.directory, resumedStep: resumed?.position.step ?? 0))
         if !trainer.precisionPlan.isEmpty { log?("mixed precision (probed on this CPU): " + describePrecisionPlan(trainer.precisionPlan)) }
         log?("training \(model.rawValue) on \(trainRows) rows (validation \(ds.manifest.rows - trainRows)), batch \(o.batchSize), \(o.denseOptimizer.rawValue) + \(o.sparseOptimizer.rawValue), seed \(o.seed)")
         let outputDir = (output as NSString).deletingLastPathComponent

@@ -8,7 +8,7 @@ struct RecKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reckit",
         abstract: "RecKit: train, evaluate and serve recommendation models on CPUs.",
-        subcommands: [DemoCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, DataCommand.self, CheckpointCommand.self, Bench.self, QuantizeCommand.self, ServeCommand.self, CarbonCommand.self, KernelsCommand.self, PlanCommand.self, CFCommand.self])
+        subcommands: [DemoCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, DataCommand.self, CheckpointCommand.self, Bench.self, QuantizeCommand.self, ServeCommand.self, CarbonCommand.self, KernelsCommand.self, PlanCommand.self, CFCommand.self, RunsCommand.self, ReportCommand.self, TuneCommand.self])
 }
 
 /// Options every command shares.

@@ -3,6 +3,7 @@ import Foundation
 import RecKitCarbon
 import RecKitCheckpoint
 import RecKitData
+import RecKitExperiments
 import RecKitKernels
 import RecKitModels
 import RecKitTraining
@@ -24,6 +25,7 @@ extension CLIError {
     static func training(_ e: TrainingError) -> CLIError {
         switch e {
         case .diverged: return CLIError(message: e.description, code: 70)
+        case .observer: return CLIError(message: e.description, code: 73)
         case .checkpoint(.io(_, let reason)) where reason.contains("write") || reason.contains("create") || reason.contains("rename") || reason.contains("fsync"):
             return CLIError(message: e.description, code: 73)
         default: return CLIError(message: e.description, code: 65)
@@ -54,8 +56,16 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("max-ind-range"), help: "Raw input: hash categorical ids modulo this size instead.")
     var maxIndRange: Int?
 
-    @Option(name: .long, help: "Checkpoint to write (safetensors).")
-    var output: String
+    @Option(name: .long, help: "Checkpoint to write (safetensors; default: checkpoint.safetensors in the run directory).")
+    var output: String?
+
+    @Option(name: .customLong("run-name"), help: "Name of the run directory (default: UTC time and model, e.g. 20261206-205501-dlrm).")
+    var runName: String?
+
+    @OptionGroup var runs: RunsDirOption
+
+    @Option(name: .customLong("log-every"), help: "Steps per logged interval in metrics.csv and TensorBoard (default: about 100 per epoch).")
+    var logEvery: Int?
 
     @Option(name: .long, help: "JSON config file (keys: see TrainOptions.File); flags given on the command line win.")
     var config: String?
@@ -146,8 +156,21 @@ struct TrainCommand: ParsableCommand {
         let log = CLILog.logger("reckit.train")
         try CLILog.checkEnvironment(log)
         try checkPrecision(precision)
+        if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1") }
+        let directory = try CLIError.onExperimentError { () throws(ExperimentError) in
+            try RunDirectory.create(root: runs.root, name: runName, model: model.rawValue, appending: resume != nil)
+        }
+        let output = self.output ?? directory.file(RunDirectory.checkpointFile)
+        var context = RunRecorder.Context(data: data, threads: common.resolvedThreads, checkpoint: output)
+        context.format = format?.rawValue
+        context.minCount = minCount ?? config.flatMap { try? TrainOptions.load(configFile: $0) }?.min_count
+        context.maxIndRange = maxIndRange
+        context.resumeFrom = resume
+        let recorder = try CLIError.onExperimentError { () throws(ExperimentError) in try RunRecorder(directory: directory, context: context) }
         let run = try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: common.resolvedThreads)
         var request = TrainingRun(model: model, data: data, output: output)
+        request.observer = recorder
+        request.logEvery = logEvery
         request.format = format
         request.minCount = minCount
         request.maxIndRange = maxIndRange
@@ -166,12 +189,16 @@ struct TrainCommand: ParsableCommand {
             }
         } catch {
             run.finish()
+            rmdir(directory.path)  // a run that failed before its first file leaves nothing behind
             throw error
         }
         if outcome.skippedRows > 0 { log.warning("skipped \(outcome.skippedRows) malformed rows; first: \(outcome.firstSkipped.map { "\($0)" } ?? "")") }
         let r = outcome.report
-        run.finish(samples: r.rowsTrained)
-        if common.json { try printJSON(WithTiering(report: r, tiering: outcome.tiering)); return }
+        let ledgerRow = run.finish(samples: r.rowsTrained)
+        let summary = WithTiering(report: r, tiering: outcome.tiering)
+        try CLIError.onExperimentError { () throws(ExperimentError) in try recorder.finish(summary: summary, carbon: ledgerRow) }
+        log.info("run directory: \(directory.path), recorded in \(String(format: "%.1f", recorder.seconds * 1000)) ms (\(String(format: "%.2f", 100 * recorder.seconds / max(r.seconds, 1e-9)))% of training); see it with: reckit report \(directory.path) --output report.html, or tensorboard --logdir \(runs.root)")
+        if common.json { try printJSON(summary); return }
         var line = "trained \(model.rawValue.uppercased()) on \(r.rowsTrained) rows in \(String(format: "%.1f", r.seconds)) s (\(Int(r.samplesPerSecond)) samples/s)"
         if let l = r.finalLoss { line += String(format: ", final loss %.4f", l) }
         if let v = r.validation { line += String(format: "; validation AUC %@, logloss %.4f on %d rows", v.auc.map { String(format: "%.4f", $0) } ?? "n/a", v.logloss, v.rows) }

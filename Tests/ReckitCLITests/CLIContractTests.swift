@@ -23,6 +23,8 @@ struct CLIContractTests {
         p.executableURL = binary
         p.arguments = args
         var e = ProcessInfo.processInfo.environment
+        // Run directories of `reckit train` go to a temp directory, not the checkout (a test may name its own).
+        e["RECKIT_RUNS_DIR"] = e["RECKIT_RUNS_DIR"] ?? FileManager.default.temporaryDirectory.appendingPathComponent("reckit-cli-runs-\(getpid())").path
         for (k, v) in env { e[k] = v }
         p.environment = e
         let out = Pipe(), err = Pipe()

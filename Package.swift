@@ -22,7 +22,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitCheckpoint", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "CRecKitShims"], []),
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTiered",
                         "CRecKitShims"], []),
-    ("RecKitExperiments", ["RecKitTraining", "RecKitCarbon", "RecKitData", "CRecKitShims"], []),
+    ("RecKitExperiments", ["RecKitCore", "RecKitModels", "RecKitTraining", "RecKitCarbon", "CRecKitShims"], []),
     ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitCheckpoint", "RecKitTiered"], []),
     ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
     ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTiered", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",

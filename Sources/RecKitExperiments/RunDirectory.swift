@@ -1,5 +1,4 @@
 import Foundation
-import RecKitData
 
 /// One run's directory, `<runs>/<name>/`, and the files in it:
 ///
@@ -96,11 +95,20 @@ public struct RunDirectory: Sendable {
         throw .io(path: root + "/" + base, reason: "1000 runs with this name already exist")
     }
 
-    /// Writes `data` to `name` atomically (temp file, fsync, rename), refusing to replace an existing file.
+    /// Writes `data` to `name` whole or not at all, refusing to replace an existing file: a temp file, then
+    /// `link(2)` to the name (which fails if it exists), then the temp name removed. No fsync: these are small
+    /// records of a run (a process crash leaves them whole or absent; the checkpoint is the file written durably),
+    /// and an fsync per file would cost more than the rest of the recording on a short run.
     public func writeOnce(_ data: Data, to name: String) throws(ExperimentError) {
         let target = file(name)
-        guard !FileManager.default.fileExists(atPath: target) else { throw .io(path: target, reason: "exists; run files are never rewritten") }
-        do throws(DataError) { try AtomicFile.write(data, to: target) } catch { throw .io(path: target, reason: "\(error)") }
+        let temp = path + "/.\(name).tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temp, contents: data) else {
+            throw .io(path: target, reason: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        defer { unlink(temp) }
+        guard link(temp, target) == 0 else {
+            throw .io(path: target, reason: errno == EEXIST ? "exists; run files are never rewritten" : "cannot create: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Every run directory under `root` (those holding a config.json), sorted by name.

@@ -20,7 +20,7 @@ public struct SVGChart {
     public var series: [Series]
     /// A dashed reference line from (x0, y0) to (x1, y1), e.g. the diagonal of a calibration plot.
     public var reference: (x0: Double, y0: Double, x1: Double, y1: Double)?
-    public var width = 640.0, height = 320.0
+    public var width = 660.0, height = 320.0
     /// Forces the axis ranges (nil: from the data).
     public var xRange: ClosedRange<Double>?, yRange: ClosedRange<Double>?
 
@@ -32,7 +32,7 @@ public struct SVGChart {
     public static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
     public var svg: String {
-        let left = 64.0, right = 16.0, top = 28.0, bottom = 44.0
+        let left = 64.0, right = 150.0, top = 28.0, bottom = 44.0
         let plotW = width - left - right, plotH = height - top - bottom
         let all = series.flatMap(\.points)
         var xr = xRange ?? Self.range(all.map(\.x)), yr = yRange ?? Self.range(all.map(\.y))
@@ -70,9 +70,9 @@ public struct SVGChart {
             if se.markers || se.points.count == 1 {
                 for p in se.points { s += "<circle class=\"marker\" cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(se.color)\"/>" }
             }
-            let ly = top + 14 + Double(i) * 15
-            s += "<rect x=\"\(f(left + plotW - 180))\" y=\"\(f(ly - 9))\" width=\"10\" height=\"10\" fill=\"\(se.color)\"/>"
-            s += "<text x=\"\(f(left + plotW - 165))\" y=\"\(f(ly))\" font-size=\"11\">\(HTML.escape(String(se.name.prefix(26))))</text>"
+            let ly = top + 10 + Double(i) * 15
+            s += "<rect x=\"\(f(left + plotW + 10))\" y=\"\(f(ly - 9))\" width=\"10\" height=\"10\" fill=\"\(se.color)\"/>"
+            s += "<text x=\"\(f(left + plotW + 24))\" y=\"\(f(ly))\" font-size=\"11\">\(HTML.escape(String(se.name.prefix(20))))</text>"
         }
         if all.isEmpty {
             s += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(top + plotH / 2))\" font-size=\"12\" text-anchor=\"middle\" fill=\"#888\">no data</text>"
@@ -100,7 +100,9 @@ public struct SVGChart {
     static func label(_ v: Double) -> String {
         if v == 0 { return "0" }
         let a = abs(v)
-        if a >= 1e5 || a < 1e-3 { return String(format: "%.1e", v) }
+        if a >= 1e6 { return String(format: "%gM", (v / 1e5).rounded() / 10) }
+        if a >= 1e4 { return String(format: "%gk", (v / 1e2).rounded() / 10) }
+        if a < 1e-3 { return String(format: "%.1e", v) }
         if a >= 100 { return String(format: "%.0f", v) }
         return String(format: "%.4g", v)
     }

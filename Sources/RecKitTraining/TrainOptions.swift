@@ -113,6 +113,12 @@ public struct TrainOptions: Sendable, Equatable {
     /// A recipe from the data size: the DLRM Criteo Kaggle architecture (bottom 512-256-64, top 512-256,
     /// batch 2048, one epoch) from 10M rows up; below, a smaller network (bottom 64-32, top 128-64), Adam 1e-3,
     /// batch 256, and up to 10 epochs under 1M rows with early stopping (3 epochs in between).
+    ///
+    /// Under `tinyDataRows` rows the embedding learning rate drops from 0.05 to 0.005: with so few rows most ids
+    /// are seen a handful of times, and Adagrad's first steps (≈ the learning rate per coordinate, whatever the
+    /// gradient's scale) then mostly add noise. Derived from a grid (sparse optimizer × sparse learning rate
+    /// 0.005…0.1 × three seeds, every model) on the Criteo sample (7.2k rows: 0.005 best for LR, FM and DLRM;
+    /// DCNv2 within 0.001) and Frappe (58k rows: 0.05 best for every model); docs/experiments.md has the table.
     public static func recipe(rows: Int) -> TrainOptions {
         var o = TrainOptions()
         if rows >= 10_000_000 {
@@ -123,8 +129,12 @@ public struct TrainOptions: Sendable, Equatable {
         } else if rows < 1_000_000 {
             o.epochs = 10  // small data: early stopping on the validation split picks the epoch
         }
+        if rows < tinyDataRows { o.sparseLearningRate = 0.005 }
         return o
     }
+
+    /// Below this many rows the recipe lowers the embedding learning rate (see `recipe(rows:)`).
+    public static let tinyDataRows = 20_000
 
     /// The model configuration of `kind` these options describe for data of `schema`. Feature names are the
     /// schema's (the batch keys); data without dense features reads one zero column.

@@ -49,7 +49,7 @@ public final class Trainer {
     public private(set) var snapshotsWritten = 0
     /// Receives logged intervals and validation passes (run directories, TensorBoard, tuners).
     public var observer: (any TrainingObserver)?
-    /// Steps per logged interval (nil: about 100 intervals per epoch).
+    /// Steps per logged interval (nil: about 50 intervals per epoch).
     public var logEvery: Int?
 
     public init(model: any CTRModel, optimizer: DenseOptimizer, options: TrainOptions, pool: ThreadPool,
@@ -169,7 +169,7 @@ public final class Trainer {
         var stopped = false
         defer { if let s = best?.snapshot { unlink(s) } }
         let validating = (validation?.rowCount ?? 0) > 0
-        let every = max(1, logEvery ?? train.rowCount / max(o.batchSize, 1) / 100)
+        let every = max(1, logEvery ?? train.rowCount / max(o.batchSize, 1) / 50)
         var interval = (loss: 0.0, steps: 0, rows: 0, start: t0)
         let flushInterval = { [self] (epoch: Int) throws(TrainingError) in
             guard let observer, interval.steps > 0 else { return }

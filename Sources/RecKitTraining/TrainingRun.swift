@@ -28,7 +28,7 @@ public struct TrainingRun {
     public var checkpointEvery: Int?
     /// Receives the effective recipe, logged intervals and validation passes (a run directory).
     public var observer: (any TrainingObserver)?
-    /// Steps per logged interval (nil: about 100 per epoch).
+    /// Steps per logged interval (nil: about 50 per epoch).
     public var logEvery: Int?
 
     public init(model: ModelKind, data: [String], output: String) { self.model = model; self.data = data; self.output = output }

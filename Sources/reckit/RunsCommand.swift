@@ -141,7 +141,7 @@ struct RunsCompare: ParsableCommand {
             try printJSON(Compared(runs: listings, config_differences: Dictionary(uniqueKeysWithValues: diffs.map { ($0.key, $0.values) })))
             return
         }
-        print(textTable(["", "model", "status", "val AUC", "best AUC", "logloss", "samples/s", "seconds", "energy J"],
+        print(textTable(["run", "model", "status", "val AUC", "best AUC", "logloss", "samples/s", "seconds", "energy J"],
                         listings.map { l in
                             [l.name, l.model, l.status, cell(l.validationAUC, "%.4f"), cell(l.bestValidationAUC, "%.4f"), cell(l.validationLogloss, "%.4f"),
                              cell(l.samplesPerSecond, "%.0f"), cell(l.seconds, "%.1f"), cell(l.energyJoules, "%.0f")]

@@ -64,7 +64,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var runs: RunsDirOption
 
-    @Option(name: .customLong("log-every"), help: "Steps per logged interval in metrics.csv and TensorBoard (default: about 100 per epoch).")
+    @Option(name: .customLong("log-every"), help: "Steps per logged interval in metrics.csv and TensorBoard (default: about 50 per epoch).")
     var logEvery: Int?
 
     @Option(name: .long, help: "JSON config file (keys: see TrainOptions.File); flags given on the command line win.")

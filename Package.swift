@@ -14,7 +14,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitCore", [], []),
     ("RecKitKernels", ["RecKitCore", "CRecKitShims", "CBLAS", "CDNNL"], []),
     ("RecKitEmbeddings", ["RecKitCore", "RecKitKernels"], []),
-    ("RecKitData", ["RecKitCore", "CRecKitShims"], []),
+    ("RecKitData", ["RecKitCore", "CRecKitShims"], ["Crypto"]),
     ("RecKitCarbon", [], []),
     ("RecKitCF", ["RecKitCore", "RecKitKernels", "RecKitData", "CBLAS", "CRecKitShims"], ["Logging"]),
     ("RecKitModels", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings"], []),
@@ -32,7 +32,7 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
 /// The package each external product comes from.
 let externalPackage = [
     "Hummingbird": "hummingbird", "HummingbirdTesting": "hummingbird", "Metrics": "swift-metrics", "Prometheus": "swift-prometheus",
-    "ServiceLifecycle": "swift-service-lifecycle", "Logging": "swift-log", "ArgumentParser": "swift-argument-parser",
+    "ServiceLifecycle": "swift-service-lifecycle", "Crypto": "swift-crypto", "Logging": "swift-log", "ArgumentParser": "swift-argument-parser",
 ]
 
 func dependencies(_ local: [String], _ external: [String]) -> [Target.Dependency] {
@@ -52,6 +52,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // SHA-256 for Croissant checksums (RecKitData): Apple's swift-crypto (already in the graph through swift-nio-ssl/Hummingbird).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // Thin C / system-library targets, used only where named in `modules`.

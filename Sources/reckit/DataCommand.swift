@@ -6,7 +6,7 @@ import RecKitData
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data", abstract: "Convert click logs and interactions into RecKit shards.",
-        subcommands: [DataConvert.self, DataSynth.self, DataStats.self, DataSampleCommand.self])
+        subcommands: [DataConvert.self, DataSynth.self, DataStats.self, DataSampleCommand.self, DataCroissant.self])
 }
 
 extension InputFormat: ExpressibleByArgument {}
@@ -208,5 +208,26 @@ struct DataStats: ParsableCommand {
             let top1 = f.cdf.first { $0.rows == 0.01 }?.accesses ?? 0
             print(String(format: "%-12@ %9d %8d %8.4f %9.3f %7.2f", f.name, f.cardinality, f.idsSeen, f.coverage, top1, f.inBatchDuplication))
         }
+    }
+}
+
+struct DataCroissant: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "croissant",
+        abstract: "Write Croissant 1.0 JSON-LD metadata (files with SHA-256, record sets, fields) for a converted dataset.",
+        discussion: "The license field is left empty for you to fill in with the source data's terms.")
+
+    @Argument(help: "A shard dataset directory (from `reckit data convert` or `data synth`).") var directory: String
+    @Option(name: .long, help: "Output file (default DIR/croissant.json).") var output: String?
+    @Option(name: .long, help: "Dataset name (default: the directory's name).") var name: String?
+    @Option(name: .long, help: "Dataset description (default: rows, source format and feature counts).") var description: String?
+
+    func run() throws {
+        let path = output ?? directory + "/" + Croissant.fileName
+        try CLIError.onDataError(code: 65) { () throws(DataError) in
+            let doc = try Croissant.metadata(directory: directory, name: name, description: description)
+            try AtomicFile.write(doc, to: path)
+        }
+        print("wrote \(path)")
     }
 }

@@ -73,6 +73,15 @@ public struct DenseAlgebra: Sendable {
         }
     }
 
+    /// Solves A·X = B in place of `b` with `a` already holding `solveSPD`'s Cholesky factor.
+    public func solveFactored(_ a: UnsafePointer<Float>, n: Int, _ b: UnsafeMutablePointer<Float>, nrhs: Int) throws(CFError) {
+        guard let trsm = blas.strsm else { throw .linearAlgebraUnavailable("cblas_strsm is missing from OpenBLAS") }
+        try withThreads { () throws(CFError) in
+            trsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, Int32(n), Int32(nrhs), 1, a, Int32(n), b, Int32(nrhs))
+            trsm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, Int32(n), Int32(nrhs), 1, a, Int32(n), b, Int32(nrhs))
+        }
+    }
+
     private func factor(_ a: UnsafeMutablePointer<Float>, n: Int, _ potrf: reckit_spotrf_fn) throws(CFError) {
         var info: Int32 = 0, nn = Int32(n), uplo = UInt8(ascii: "L")
         try withThreads { () throws(CFError) in

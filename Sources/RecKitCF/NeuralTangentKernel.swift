@@ -50,3 +50,30 @@ public struct NeuralTangentKernel: Sendable, Equatable {
         }
     }
 }
+
+extension NeuralTangentKernel {
+    /// The partial derivatives of Θ with respect to the dot product a = ⟨x,y⟩ and the squared norms p = ‖x‖²,
+    /// q = ‖y‖² (for x ≠ y; on the diagonal Θ(x,x) = σw²·Σ₁(x,x) + σb² depends on ‖x‖² alone: `diagonalSlope`).
+    /// With s = Σ₁, c = s_xy/√(s_xx·s_yy), θ = arccos c (dJ/dc = π − θ for J = sin θ + (π−θ)c):
+    ///
+    ///     ∂Θ/∂a = (σw²/d)·(σw²/2π)·(2(π−θ) + c/sin θ)
+    ///     ∂Θ/∂p = (σw²/d)·(σw²·√(s_xx·s_yy)/(4π·s_xx))·(sin θ − c²/sin θ)      (∂Θ/∂q: s_yy in place of s_xx)
+    ///
+    /// sin θ is floored at 1e-3 so near-identical inputs keep finite slopes.
+    @inline(__always) public func partials(dot: Double, normX: Double, normY: Double) -> (a: Double, p: Double, q: Double) {
+        let d = Double(max(inputDimension, 1)), w = weightVariance, b = biasVariance
+        let sxy = w * dot / d + b, sxx = w * normX / d + b, syy = w * normY / d + b
+        let scale = (sxx * syy).squareRoot()
+        let c = min(1, max(-1, sxy / scale))
+        let theta = acos(c)
+        let sine = max((1 - c * c).squareRoot(), 1e-3)
+        let da = (w / d) * (w / (2 * Double.pi)) * (2 * (Double.pi - theta) + c / sine)
+        let common = sine - c * c / sine
+        let dp = (w / d) * (w * scale / (4 * Double.pi * sxx)) * common
+        let dq = (w / d) * (w * scale / (4 * Double.pi * syy)) * common
+        return (da, dp, dq)
+    }
+
+    /// dΘ(x,x)/d‖x‖².
+    public var diagonalSlope: Double { weightVariance * weightVariance / Double(max(inputDimension, 1)) }
+}

@@ -199,16 +199,25 @@ public final class Tuner {
         }
         try RunDirectory(uncheckedPath: directory).writeOnce(try RunRecorder.json(outcome), to: "tune.json")
         try RunDirectory(uncheckedPath: directory).writeOnce(Data(Self.html(outcome, name: s.name).utf8), to: "tune.html")
+        let (byTime, byEnergy) = Self.charts(outcome, name: s.name)
+        try RunDirectory(uncheckedPath: directory).writeOnce(Data(byTime.svg.utf8), to: "best_so_far_minutes.svg")
+        try RunDirectory(uncheckedPath: directory).writeOnce(Data(byEnergy.svg.utf8), to: "best_so_far_joules.svg")
         return outcome
     }
 
-    /// The best-so-far validation AUC against minutes and against joules, and the trials table.
-    static func html(_ o: Outcome, name: String) -> String {
+    /// The best-so-far validation AUC against minutes and against cumulative joules (also written as
+    /// `best_so_far_minutes.svg` and `best_so_far_joules.svg`).
+    static func charts(_ o: Outcome, name: String) -> (byTime: SVGChart, byEnergy: SVGChart) {
         let done = o.trials.filter { $0.bestSoFar != nil }
-        let byTime = SVGChart(title: "Best validation AUC so far", xLabel: "minutes", yLabel: "AUC",
-                              series: [.init(name: name, color: SVGChart.palette[0], points: done.map { ($0.finishedMinutes, $0.bestSoFar!) }, markers: true)])
-        let byEnergy = SVGChart(title: "Best validation AUC against energy", xLabel: "joules (cumulative)", yLabel: "AUC",
-                                series: [.init(name: name, color: SVGChart.palette[1], points: done.map { ($0.cumulativeJoules, $0.bestSoFar!) }, markers: true)])
+        return (SVGChart(title: "Best validation AUC so far (\(name))", xLabel: "minutes", yLabel: "AUC",
+                         series: [.init(name: name, color: SVGChart.palette[0], points: done.map { ($0.finishedMinutes, $0.bestSoFar!) })]),
+                SVGChart(title: "Best validation AUC against energy (\(name))", xLabel: "joules (cumulative, all trials)", yLabel: "AUC",
+                         series: [.init(name: name, color: SVGChart.palette[1], points: done.map { ($0.cumulativeJoules, $0.bestSoFar!) })]))
+    }
+
+    /// The two curves and the trials table.
+    static func html(_ o: Outcome, name: String) -> String {
+        let (byTime, byEnergy) = charts(o, name: name)
         var h = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>RecKit tune \(HTML.escape(name))</title>"
         h += "<style>body{font-family:system-ui,sans-serif;margin:24px} table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
         h += "<h1>Tuning \(HTML.escape(name))</h1><p>" + String(format: "%.1f min, %.3g kWh; best validation AUC %@ (%@).", o.minutes, o.energyKWh,

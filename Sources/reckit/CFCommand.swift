@@ -7,7 +7,7 @@ struct CFCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cf",
         abstract: "Collaborative filtering from implicit feedback: fit, evaluate, distill, compare model rankings.",
-        subcommands: [CFFitCommand.self, CFEvalCommand.self, CFRankModelsCommand.self])
+        subcommands: [CFFitCommand.self, CFEvalCommand.self, CFDistillCommand.self, CFRankModelsCommand.self])
 }
 
 extension CFModelKind: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RecKitData
+import RecKitExperiments
 import RecKitKernels
 import RecKitTraining
 
@@ -37,15 +38,25 @@ struct DemoCommand: ParsableCommand {
         request.flags.batch_size = 512
         request.flags.seed = seed
         request.threads = common.resolvedThreads
+        // Like every training run, the demo's is recorded in a run directory (curves, calibration, cost).
+        let directory = try CLIError.onExperimentError { () throws(ExperimentError) in
+            try RunDirectory.create(root: RunDirectory.root(nil), name: nil, model: "demo-dlrm")
+        }
+        let recorder = try CLIError.onExperimentError { () throws(ExperimentError) in
+            try RunRecorder(directory: directory, context: .init(data: [so.output], threads: common.resolvedThreads, checkpoint: request.output))
+        }
+        request.observer = recorder
         let outcome = try CLIError.onTrainingError { () throws(TrainingError) in
             try request.run(log: { log.info("\($0)") }) { p in
                 log.info("step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
             }
         }
         let report = outcome.report
-        run.finish(samples: report.rowsTrained)
+        let ledgerRow = run.finish(samples: report.rowsTrained)
+        try CLIError.onExperimentError { () throws(ExperimentError) in try recorder.finish(summary: report, carbon: ledgerRow) }
         let v = report.validation
         print(String(format: "DLRM on %d synthetic rows: held-out AUC %.4f (the planted model itself: %.4f), logloss %.4f; training %.0f samples/s over %d rows; checkpoint %@",
                      rows, v?.auc ?? 0, synth.plantedAUC, v?.logloss ?? 0, report.samplesPerSecond, report.rowsTrained, request.output))
+        print("run directory: \(directory.path) — see it with `reckit report \(directory.path) --output report.html`")
     }
 }

@@ -1,0 +1,237 @@
+import Foundation
+import RecKitCore
+import RecKitKernels
+
+/// Distill-CF (Sachdeva, Dhaliwal, Wu, McAuley, "Infinite Recommendation Networks: A Data-Centric Approach",
+/// NeurIPS 2022): learns a small synthetic summary of μ users so that ∞-AE fit on the summary reconstructs the
+/// real users as ∞-AE fit on all of them would.
+///
+/// Notation: X_b [B × I] a batch of real users (0/1), Z [μ × I] the summary's logits, g [μ × I] logistic noise,
+/// τ the temperature. Each step:
+///
+///     S    = σ((Z + g)/τ)                          the summary, sampled with the binary Gumbel-softmax (concrete)
+///     K_ss = Θ(S, S),  A = K_ss + λ·tr(K_ss)/μ·I   [μ × μ]   (Θ: `NeuralTangentKernel`; the ridge as ∞-AE's)
+///     α    = A⁻¹ S                                 [μ × I]
+///     P    = Θ(X_b, S)·α                           [B × I]   ∞-AE-on-the-summary's scores for the real users
+///     L    = −(1/B) Σᵤ Σᵢ xᵤᵢ log softmax(Pᵤ)ᵢ + ρ·mean row sum of S / mean real degree
+///
+/// (the paper's loss: the multinomial likelihood of each real user's items under the summary's scores, plus a
+/// cardinality penalty; `Loss.squared` uses ‖P − X_b‖²/B, ∞-AE's own ridge objective, instead)
+/// and Adam on Z with the exact gradient of L through Θ (its partials in a, ‖x‖², ‖y‖², `partials`), the
+/// Cholesky solve (∂L/∂S += A⁻¹·∂L/∂α, ∂L/∂A = −A⁻¹(∂L/∂α)αᵀ), the ridge's dependence on tr(K_ss), and the
+/// sampling (∂S/∂Z = S(1−S)/τ). Binary Gumbel-softmax per (user, item) stands in for
+/// the paper's categorical Gumbel-softmax over items per synthetic user: both relax sampling a user's item set.
+/// The summary starts from μ real users drawn at random (logits ±`initialLogit`). The result is binarised by
+/// keeping each synthetic user's items with σ(Z/τ) > ½.
+public enum DistillCF {
+    public struct Options: Sendable {
+        public var users = 500
+        public var steps = 200
+        /// Real users per step (all when larger than U).
+        public var batchUsers = 2048
+        public var learningRate: Float = 0.05
+        public var temperature: Float = 0.5
+        /// λ of the ∞-AE fit on the summary inside the loss (relative to the mean kernel diagonal).
+        public var lambda: Float = 5
+        public var initialLogit: Float = 2
+        public var seed: UInt64 = 1
+        /// The reconstruction loss: the paper's softmax cross-entropy (multinomial likelihood of a user's items), or
+        /// the squared error ∞-AE's ridge regression minimises.
+        public var loss = Loss.softmaxCrossEntropy
+        /// ρ of the cardinality penalty (the paper's 0.001) and the real users' mean number of items it is scaled by
+        /// (set by `distill` from the data).
+        public var cardinality: Float = 0.001
+        public var meanDegree: Double = 1
+        public init() {}
+    }
+
+    public enum Loss: String, Sendable, CaseIterable { case softmaxCrossEntropy = "softmax", squared }
+
+    /// Loss and ∂L/∂Z for logits `z` [μ × I], noise `noise` [μ × I] and the real users `batch` [B × I] (dense 0/1).
+    public static func lossAndGradient(z: [Float], noise: [Float], batch: [Float], batchUsers bu: Int, summaryUsers mu: Int, items n: Int,
+                                       options o: Options, algebra: DenseAlgebra, pool: ThreadPool) throws(CFError) -> (loss: Double, gradient: [Float]) {
+        let kernel = NeuralTangentKernel(inputDimension: n)
+        let invTau = 1 / o.temperature
+        var s = [Float](repeating: 0, count: mu * n)
+        for k in 0..<(mu * n) { s[k] = 1 / (1 + exp(-(z[k] + noise[k]) * invTau)) }
+        var ns = [Float](repeating: 0, count: mu)
+        for i in 0..<mu { var t: Float = 0; for j in 0..<n { t += s[i * n + j] * s[i * n + j] }; ns[i] = t }
+        var nb = [Float](repeating: 0, count: bu)
+        for i in 0..<bu { var t: Float = 0; for j in 0..<n { t += batch[i * n + j] }; nb[i] = t }
+        // K_ss and A.
+        var dss = [Float](repeating: 0, count: mu * mu)
+        try s.withUnsafeBufferPointer { (sp) throws(CFError) in try algebra.gemm(sp.baseAddress!, sp.baseAddress!, into: &dss, m: mu, n: mu, k: n, transB: true) }
+        var kss = [Float](repeating: 0, count: mu * mu)
+        var trace = 0.0
+        for i in 0..<mu {
+            for j in 0..<mu {
+                kss[i * mu + j] = i == j ? Float(kernel.value(dot: Double(ns[i]), normX: Double(ns[i]), normY: Double(ns[i])))
+                                         : Float(kernel.value(dot: Double(dss[i * mu + j]), normX: Double(ns[i]), normY: Double(ns[j])))
+            }
+            trace += Double(kss[i * mu + i])
+        }
+        let ridge = Float(Double(o.lambda) * trace / Double(mu))
+        var factor = kss
+        for i in 0..<mu { factor[i * mu + i] += ridge }
+        // α = A⁻¹S (the factor is kept for the second solve).
+        var alpha = s
+        try solve(&factor, &alpha, n: mu, nrhs: n, algebra: algebra, factored: false)
+        // K_bs and P.
+        var dbs = [Float](repeating: 0, count: bu * mu)
+        try batch.withUnsafeBufferPointer { (bp) throws(CFError) in
+            try s.withUnsafeBufferPointer { (sp) throws(CFError) in try algebra.gemm(bp.baseAddress!, sp.baseAddress!, into: &dbs, m: bu, n: mu, k: n, transB: true) }
+        }
+        var kbs = dbs
+        for i in 0..<bu { for j in 0..<mu { kbs[i * mu + j] = Float(kernel.value(dot: Double(dbs[i * mu + j]), normX: Double(nb[i]), normY: Double(ns[j]))) } }
+        var p = [Float](repeating: 0, count: bu * n)
+        try algebra.gemm(kbs, alpha, into: &p, m: bu, n: n, k: mu)
+        var loss = 0.0
+        switch o.loss {
+        case .squared:
+            let scaleB = 2 / Float(bu)
+            for k in 0..<(bu * n) {
+                let r = p[k] - batch[k]
+                loss += Double(r * r)
+                p[k] = scaleB * r  // p now holds ∂L/∂P
+            }
+        case .softmaxCrossEntropy:
+            // −Σᵢ xᵤᵢ log softmax(Pᵤ)ᵢ per user; ∂/∂Pᵤ = (Σᵢ xᵤᵢ)·softmax(Pᵤ) − xᵤ.
+            for r in 0..<bu {
+                let row = r * n
+                var mx = -Float.infinity
+                for j in 0..<n { mx = max(mx, p[row + j]) }
+                var z = 0.0, count: Float = 0
+                for j in 0..<n { z += Double(exp(p[row + j] - mx)); count += batch[row + j] }
+                let logZ = Double(mx) + log(z)
+                for j in 0..<n {
+                    let logp = Double(p[row + j]) - logZ
+                    if batch[row + j] > 0 { loss -= Double(batch[row + j]) * logp }
+                    p[row + j] = (count * Float(exp(logp)) - batch[row + j]) / Float(bu)
+                }
+            }
+        }
+        loss /= Double(bu)
+        // Cardinality: ρ · mean row sum of S / the real users' mean degree keeps the summary sparse.
+        var cardinality = 0.0
+        for k in 0..<(mu * n) { cardinality += Double(s[k]) }
+        loss += Double(o.cardinality) * cardinality / Double(mu) / Double(max(o.meanDegree, 1e-9))
+        let cardinalityGradient = o.cardinality / Float(mu) / Float(max(o.meanDegree, 1e-9))
+        // ∂L/∂α = K_bsᵀ ∂L/∂P, ∂L/∂K_bs = ∂L/∂P αᵀ.
+        var gAlpha = [Float](repeating: 0, count: mu * n)
+        try algebra.gemm(kbs, p, into: &gAlpha, m: mu, n: n, k: bu, transA: true)
+        var gKbs = [Float](repeating: 0, count: bu * mu)
+        try algebra.gemm(p, alpha, into: &gKbs, m: bu, n: mu, k: n, transB: true)
+        // W = A⁻¹ ∂L/∂α: the direct part of ∂L/∂S; ∂L/∂K_ss = −W αᵀ.
+        var gS = gAlpha
+        try solve(&factor, &gS, n: mu, nrhs: n, algebra: algebra, factored: true)
+        var gKss = [Float](repeating: 0, count: mu * mu)
+        try algebra.gemm(gS, alpha, into: &gKss, m: mu, n: mu, k: n, transB: true)
+        var gNs = [Double](repeating: 0, count: mu)
+        // Through K_bs: ∂L/∂D_bs and the synthetic norms.
+        for i in 0..<bu {
+            for j in 0..<mu {
+                let g = Double(gKbs[i * mu + j])
+                let d = kernel.partials(dot: Double(dbs[i * mu + j]), normX: Double(nb[i]), normY: Double(ns[j]))
+                gKbs[i * mu + j] = Float(g * d.a)
+                gNs[j] += g * d.q
+            }
+        }
+        try batch.withUnsafeBufferPointer { (bp) throws(CFError) in
+            var part = [Float](repeating: 0, count: mu * n)
+            try algebra.gemm(gKbs, bp.baseAddress!, into: &part, m: mu, n: n, k: bu, transA: true)
+            for k in 0..<(mu * n) { gS[k] += part[k] }
+        }
+        // Through K_ss (∂L/∂K_ss = −gKss): off-diagonal entries by ⟨s_i, s_j⟩ and both norms, the diagonal by the norm.
+        // The ridge λ·tr(K_ss)/μ adds ∂L/∂r = tr(∂L/∂A) to every diagonal entry's gradient, times λ/μ.
+        var traceGA = 0.0
+        for i in 0..<mu { traceGA -= Double(gKss[i * mu + i]) }
+        let ridgeGradient = Double(o.lambda) / Double(mu) * traceGA
+        var gDss = [Float](repeating: 0, count: mu * mu)
+        for i in 0..<mu {
+            for j in 0..<mu {
+                let g = -Double(gKss[i * mu + j])
+                if i == j { gNs[i] += (g + ridgeGradient) * kernel.diagonalSlope; continue }
+                let d = kernel.partials(dot: Double(dss[i * mu + j]), normX: Double(ns[i]), normY: Double(ns[j]))
+                gDss[i * mu + j] += Float(g * d.a)
+                gNs[i] += g * d.p
+                gNs[j] += g * d.q
+            }
+        }
+        for i in 0..<mu { for j in 0..<i { let t = gDss[i * mu + j] + gDss[j * mu + i]; gDss[i * mu + j] = t; gDss[j * mu + i] = t } }
+        var part = [Float](repeating: 0, count: mu * n)
+        try algebra.gemm(gDss, s, into: &part, m: mu, n: n, k: mu)
+        var gz = [Float](repeating: 0, count: mu * n)
+        for i in 0..<mu {
+            let gn = Float(2 * gNs[i])
+            for j in 0..<n {
+                let k = i * n + j
+                let total = gS[k] + part[k] + gn * s[k] + cardinalityGradient
+                gz[k] = total * s[k] * (1 - s[k]) * invTau
+            }
+        }
+        _ = pool
+        return (loss, gz)
+    }
+
+    /// Cholesky solve of A·X = B in place of `b`, factoring `a` first unless `factored`.
+    static func solve(_ a: inout [Float], _ b: inout [Float], n: Int, nrhs: Int, algebra: DenseAlgebra, factored: Bool) throws(CFError) {
+        try a.withUnsafeMutableBufferPointer { (ap) throws(CFError) in
+            try b.withUnsafeMutableBufferPointer { (bp) throws(CFError) in
+                if factored { try algebra.solveFactored(ap.baseAddress!, n: n, bp.baseAddress!, nrhs: nrhs) }
+                else { try algebra.solveSPD(ap.baseAddress!, n: n, bp.baseAddress!, nrhs: nrhs) }
+            }
+        }
+    }
+
+    /// Learns the summary of `train` [U × I]; returns its binarised rows (μ × I CSR over the same items) and the
+    /// loss of each step. `progress(step, loss)` is called after every step.
+    public static func distill(train: InteractionMatrix, options: Options, algebra: DenseAlgebra, pool: ThreadPool,
+                               progress: (Int, Double) -> Void = { _, _ in }) throws(CFError) -> (summary: InteractionMatrix, losses: [Double]) {
+        let u = train.rows, n = train.columns, mu = options.users
+        var o = options
+        o.meanDegree = Double(train.nonZeros) / Double(max(u, 1))
+        guard mu >= 2, mu <= u else { throw .invalidOptions("--users must be between 2 and the \(u) real users (got \(mu))") }
+        guard o.temperature > 0, o.steps >= 0, o.batchUsers >= 1 else { throw .invalidOptions("Distill-CF needs temperature > 0, steps ≥ 0, batch ≥ 1") }
+        try MemoryBudget.check(bytes: 4 * (6 * mu * n + 3 * min(o.batchUsers, u) * n + 4 * mu * mu), what: "Distill-CF with \(mu) users × \(n) items")
+        var rng = SeededRandom(seed: o.seed)
+        // Start from μ distinct random real users.
+        var order = Array(0..<u)
+        for i in 0..<mu { order.swapAt(i, i + rng.nextBelow(u - i)) }
+        var z = [Float](repeating: -o.initialLogit, count: mu * n)
+        for i in 0..<mu { for c in train.row(order[i]) { z[i * n + Int(c)] = o.initialLogit } }
+        var m = [Float](repeating: 0, count: mu * n), v = m
+        let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
+        var losses: [Double] = []
+        let bu = min(o.batchUsers, u)
+        var batch = [Float](repeating: 0, count: bu * n)
+        var noise = [Float](repeating: 0, count: mu * n)
+        for step in 0..<o.steps {
+            var users = Array(0..<u)
+            if bu < u { for i in 0..<bu { users.swapAt(i, i + rng.nextBelow(u - i)) } }
+            for k in 0..<(bu * n) { batch[k] = 0 }
+            for (r, user) in users.prefix(bu).enumerated() { for c in train.row(user) { batch[r * n + Int(c)] = 1 } }
+            for k in 0..<(mu * n) {
+                let x = min(max(rng.nextDouble(), 1e-12), 1 - 1e-12)
+                noise[k] = Float(log(x / (1 - x)))
+            }
+            let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
+                                                algebra: algebra, pool: pool)
+            guard loss.isFinite else { throw .numerical("Distill-CF diverged at step \(step + 1) (loss \(loss)); lower --lr") }
+            losses.append(loss)
+            let t = Float(step + 1)
+            let c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t)
+            for k in 0..<(mu * n) {
+                m[k] = b1 * m[k] + (1 - b1) * g[k]
+                v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
+                z[k] -= o.learningRate * (m[k] / c1) / ((v[k] / c2).squareRoot() + eps)
+            }
+            progress(step + 1, loss)
+        }
+        var start = [0], cols: [Int32] = []
+        for i in 0..<mu {
+            for j in 0..<n where z[i * n + j] > 0 { cols.append(Int32(j)) }
+            start.append(cols.count)
+        }
+        return (try InteractionMatrix(rows: mu, columns: n, rowStart: start, columnIndices: cols), losses)
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import RecKitCF
+import RecKitCore
+import RecKitKernels
+
+struct CFDistillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "distill",
+        abstract: "Distill-CF: learn a synthetic summary of --users users on which ∞-AE scores like ∞-AE on all the data.",
+        discussion: "Writes the summary as an interactions TSV (synthetic users 1…N). With --valid, fits ∞-AE on the summary (λ searched on --valid) and on the full data, and reports both nDCG@10.")
+
+    @Option(name: .long, help: "Training interactions (TSV/CSV or a converted dataset directory).") var train: String
+    @Option(name: .long, help: "Synthetic users (default 500).") var users = 500
+    @Option(name: .long, help: "Where to write the summary (interactions TSV).") var output: String
+    @Option(name: .long, help: "Validation interactions: report nDCG@10 of ∞-AE fit on the summary against ∞-AE fit on the full data.") var valid: String?
+    @Option(name: .long, help: "Optimisation steps (default 200).") var steps = 200
+    @Option(name: .customLong("batch-users"), help: "Real users per step (default 2048).") var batchUsers = 2048
+    @Option(name: .long, help: "Adam learning rate on the summary's logits (default 0.05).") var lr: Float = 0.05
+    @Option(name: .long, help: "Gumbel-softmax temperature (default 0.5).") var temperature: Float = 0.5
+    @Option(name: .long, help: "λ of ∞-AE inside the distillation loss (default 5).") var lambda: Float = 5
+    @Option(name: .long, help: "Seed (initial users, batches, noise; default 1).") var seed: UInt64 = 1
+    @Option(name: .long, help: "Reconstruction loss: softmax (the paper's multinomial cross-entropy, default) or squared.") var loss: String = "softmax"
+    @Option(name: .long, help: "Cardinality penalty ρ (default 0.001, the paper's).") var cardinality: Float = 0.001
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var carbon: CarbonOptions
+
+    struct Report: Encodable {
+        var users: Int, items: Int, interactions: Int, steps: Int
+        var final_loss: Double?
+        var seconds: Double
+        var summary_lambda: Double?
+        var ndcg10: Double?
+        var full_ndcg10: Double?
+        var ratio: Double?
+        enum CodingKeys: String, CodingKey {
+            case users, items, interactions, steps, final_loss, seconds, summary_lambda, ratio
+            case ndcg10 = "ndcg@10"
+            case full_ndcg10 = "full_ndcg@10"
+        }
+    }
+
+    func run() throws {
+        let log = CLILog.logger("reckit.cf")
+        try CLILog.checkEnvironment(log)
+        var o = DistillCF.Options()
+        o.users = users; o.steps = steps; o.batchUsers = batchUsers; o.learningRate = lr; o.temperature = temperature; o.lambda = lambda; o.seed = seed
+        guard let l = DistillCF.Loss(rawValue: loss) else { throw ValidationError("--loss must be softmax or squared") }
+        o.loss = l
+        o.cardinality = cardinality
+        let threads = common.resolvedThreads
+        let run = try CarbonRun(command: "cf distill", model: "infae", options: carbon, threads: threads)
+        let report = try run.measure { try onCFError { () throws(CFError) -> Report in
+            let events = try Interactions.read(train)
+            let validation = try valid.map { v throws(CFError) in try Interactions.read(v) }
+            let userMap = IDMap(events.users), itemMap = IDMap(events.items)
+            let matrix = InteractionMatrix(events, users: userMap, items: itemMap)
+            let pool = ThreadPool(threads: threads)
+            let algebra = try DenseAlgebra(threads: threads)
+            log.info("distilling \(userMap.count) users × \(itemMap.count) items into \(users) synthetic users, \(steps) steps")
+            let clock = Date()
+            let (summary, losses) = try DistillCF.distill(train: matrix, options: o, algebra: algebra, pool: pool) { step, loss in
+                if step % 10 == 0 || step == o.steps {
+                    let elapsed = Date().timeIntervalSince(clock)
+                    log.info("step \(step)/\(o.steps): loss \(String(format: "%.5f", loss)), \(String(format: "%.1f", elapsed)) s, ETA \(String(format: "%.0f", elapsed / Double(step) * Double(o.steps - step))) s")
+                }
+            }
+            let seconds = Date().timeIntervalSince(clock)
+            var out = Interactions(source: "distill-cf")
+            for u in 0..<summary.rows {
+                for c in summary.row(u) { out.users.append(Int64(u + 1)); out.items.append(itemMap.ids[Int(c)]); out.ratings.append(1) }
+            }
+            try out.writeTSV(to: output)
+            var report = Report(users: summary.rows, items: itemMap.count, interactions: summary.nonZeros, steps: o.steps, final_loss: losses.last,
+                                seconds: seconds)
+            if let validation {
+                let synthetic = IDMap((1...summary.rows).map(Int64.init))
+                var best: (Float, Double)?
+                for l in CFFit.defaultGrid(.infae) {
+                    let m = try InfiniteAEModel.fit(train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra, pool: pool)
+                    let r = try RankingEvaluation.evaluate(model: m, context: events, test: validation, ks: [10], algebra: algebra, pool: pool)
+                    let v = r.metrics["ndcg@10"] ?? .nan
+                    log.info("∞-AE on the summary, λ \(l): validation nDCG@10 \(String(format: "%.4f", v))")
+                    if best == nil || v > best!.1 { best = (l, v) }
+                }
+                let full = try InfiniteAEModel.fit(train: matrix, users: userMap, items: itemMap, lambda: CFFit.defaultLambda(.infae), algebra: algebra, pool: pool)
+                let f = try RankingEvaluation.evaluate(model: full, context: events, test: validation, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
+                report.summary_lambda = best.map { Double($0.0) }
+                report.ndcg10 = best?.1
+                report.full_ndcg10 = f
+                if let a = best?.1, let f, f > 0 { report.ratio = a / f }
+            }
+            return report
+        } }
+        if common.json { try printJSON(report); return }
+        var line = "distilled \(report.users) synthetic users (\(report.interactions) interactions) in \(String(format: "%.1f", report.seconds)) s → \(output)"
+        if let a = report.ndcg10, let f = report.full_ndcg10 {
+            line += String(format: "; validation nDCG@10 %.4f on the summary vs %.4f on the full data (%.1f%%)", a, f, 100 * a / f)
+        }
+        print(line)
+    }
+}

@@ -13,10 +13,10 @@ import RecKitKernels
 ///     K_ss = Θ(S, S),  A = K_ss + λ·tr(K_ss)/μ·I   [μ × μ]   (Θ: `NeuralTangentKernel`; the ridge as ∞-AE's)
 ///     α    = A⁻¹ S                                 [μ × I]
 ///     P    = Θ(X_b, S)·α                           [B × I]   ∞-AE-on-the-summary's scores for the real users
-///     L    = −(1/B) Σᵤ Σᵢ xᵤᵢ log softmax(Pᵤ)ᵢ + ρ·mean row sum of S / mean real degree
+///     L    = ‖P − X_b‖²/B + ρ·mean row sum of S / mean real degree
 ///
-/// (the paper's loss: the multinomial likelihood of each real user's items under the summary's scores, plus a
-/// cardinality penalty; `Loss.squared` uses ‖P − X_b‖²/B, ∞-AE's own ridge objective, instead)
+/// (∞-AE's own ridge objective plus the paper's cardinality penalty; `Loss.softmaxCrossEntropy` is the paper's
+/// −(1/B) Σᵤ Σᵢ xᵤᵢ log softmax(Pᵤ)ᵢ instead)
 /// and Adam on Z with the exact gradient of L through Θ (its partials in a, ‖x‖², ‖y‖², `partials`), the
 /// Cholesky solve (∂L/∂S += A⁻¹·∂L/∂α, ∂L/∂A = −A⁻¹(∂L/∂α)αᵀ), the ridge's dependence on tr(K_ss), and the
 /// sampling (∂S/∂Z = S(1−S)/τ). Binary Gumbel-softmax per (user, item) stands in for
@@ -29,15 +29,15 @@ public enum DistillCF {
         public var steps = 200
         /// Real users per step (all when larger than U).
         public var batchUsers = 2048
-        public var learningRate: Float = 0.05
-        public var temperature: Float = 0.5
+        public var learningRate: Float = 0.3
+        public var temperature: Float = 1
         /// λ of the ∞-AE fit on the summary inside the loss (relative to the mean kernel diagonal).
         public var lambda: Float = 5
         public var initialLogit: Float = 2
         public var seed: UInt64 = 1
-        /// The reconstruction loss: the paper's softmax cross-entropy (multinomial likelihood of a user's items), or
-        /// the squared error ∞-AE's ridge regression minimises.
-        public var loss = Loss.softmaxCrossEntropy
+        /// The reconstruction loss: the squared error ∞-AE's ridge regression minimises (default: it gave the better
+        /// summaries on ML-1M, docs/cf.md), or the paper's softmax cross-entropy (multinomial likelihood).
+        public var loss = Loss.squared
         /// ρ of the cardinality penalty (the paper's 0.001) and the real users' mean number of items it is scaled by
         /// (set by `distill` from the data).
         public var cardinality: Float = 0.001

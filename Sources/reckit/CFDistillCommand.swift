@@ -16,11 +16,11 @@ struct CFDistillCommand: ParsableCommand {
     @Option(name: .long, help: "Validation interactions: report nDCG@10 of ∞-AE fit on the summary against ∞-AE fit on the full data.") var valid: String?
     @Option(name: .long, help: "Optimisation steps (default 200).") var steps = 200
     @Option(name: .customLong("batch-users"), help: "Real users per step (default 2048).") var batchUsers = 2048
-    @Option(name: .long, help: "Adam learning rate on the summary's logits (default 0.05).") var lr: Float = 0.05
-    @Option(name: .long, help: "Gumbel-softmax temperature (default 0.5).") var temperature: Float = 0.5
+    @Option(name: .long, help: "Adam learning rate on the summary's logits (default 0.3).") var lr: Float = 0.3
+    @Option(name: .long, help: "Gumbel-softmax temperature (default 1).") var temperature: Float = 1
     @Option(name: .long, help: "λ of ∞-AE inside the distillation loss (default 5).") var lambda: Float = 5
     @Option(name: .long, help: "Seed (initial users, batches, noise; default 1).") var seed: UInt64 = 1
-    @Option(name: .long, help: "Reconstruction loss: softmax (the paper's multinomial cross-entropy, default) or squared.") var loss: String = "softmax"
+    @Option(name: .long, help: "Reconstruction loss: squared (∞-AE's ridge objective, default) or softmax (the paper's multinomial cross-entropy).") var loss: String = "squared"
     @Option(name: .long, help: "Cardinality penalty ρ (default 0.001, the paper's).") var cardinality: Float = 0.001
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions

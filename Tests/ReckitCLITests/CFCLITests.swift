@@ -62,6 +62,29 @@ struct CFCLITests {
         #expect(ndcg["infae"]! > ndcg["pop"]! + 0.1, "\(ndcg)")
     }
 
+    @Test("cf distill: a summary of N synthetic users as an interactions file, JSON keys, a usable ∞-AE on it, --users checked")
+    func distill() throws {
+        let dir = DataCLIContractTests.tmp("cf-distill")
+        let f = try Self.writeEvents(dir)
+        let env = ["RECKIT_LEDGER_DIR": dir + "/ledger"]
+        var ratio: [Int: Double] = [:]
+        for steps in [0, 60] {
+            let out = "\(dir)/summary-\(steps).tsv"
+            let r = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "12", "--steps", "\(steps)", "--batch-users", "100",
+                                              "--output", out, "--valid", f.valid, "--json", "--threads", "2"], env: env)
+            #expect(r.status == 0, "\(r.err)")
+            let j = try Self.json(r.out)
+            for key in ["users", "items", "interactions", "ndcg@10", "full_ndcg@10", "ratio"] { #expect(j[key] != nil, "missing \(key)") }
+            #expect(j["users"] as? Int == 12)
+            let text = try String(contentsOfFile: out, encoding: .utf8)
+            #expect(text.hasPrefix("user_id\titem_id\trating\n") && Set(text.split(separator: "\n").dropFirst().map { $0.split(separator: "\t")[0] }).count <= 12)
+            ratio[steps] = j["ratio"] as? Double
+        }
+        #expect((ratio[0] ?? 0) > 0.2 && (ratio[60] ?? 0) > 0.2, "\(ratio)")
+        let bad = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "100000", "--output", dir + "/x.tsv"], env: env)
+        #expect(bad.status == 65 && bad.err.contains("--users"), "\(bad.err)")
+    }
+
     @Test("A converted dataset directory and its text file fit the same EASE model")
     func shardsAndText() throws {
         let dir = DataCLIContractTests.tmp("cf-shards")

@@ -61,17 +61,16 @@ public enum DistillCF {
         // K_ss and A.
         var dss = [Float](repeating: 0, count: mu * mu)
         try s.withUnsafeBufferPointer { (sp) throws(CFError) in try algebra.gemm(sp.baseAddress!, sp.baseAddress!, into: &dss, m: mu, n: mu, k: n, transB: true) }
-        var kss = [Float](repeating: 0, count: mu * mu)
+        var factor = [Float](repeating: 0, count: mu * mu)  // K_ss, then A, then A's Cholesky factor
         var trace = 0.0
         for i in 0..<mu {
             for j in 0..<mu {
-                kss[i * mu + j] = i == j ? Float(kernel.value(dot: Double(ns[i]), normX: Double(ns[i]), normY: Double(ns[i])))
+                factor[i * mu + j] = i == j ? Float(kernel.value(dot: Double(ns[i]), normX: Double(ns[i]), normY: Double(ns[i])))
                                          : Float(kernel.value(dot: Double(dss[i * mu + j]), normX: Double(ns[i]), normY: Double(ns[j])))
             }
-            trace += Double(kss[i * mu + i])
+            trace += Double(factor[i * mu + i])
         }
         let ridge = Float(Double(o.lambda) * trace / Double(mu))
-        var factor = kss
         for i in 0..<mu { factor[i * mu + i] += ridge }
         // α = A⁻¹S (the factor is kept for the second solve).
         var alpha = s
@@ -82,7 +81,7 @@ public enum DistillCF {
             try s.withUnsafeBufferPointer { (sp) throws(CFError) in try algebra.gemm(bp.baseAddress!, sp.baseAddress!, into: &dbs, m: bu, n: mu, k: n, transB: true) }
         }
         var kbs = dbs
-        for i in 0..<bu { for j in 0..<mu { kbs[i * mu + j] = Float(kernel.value(dot: Double(dbs[i * mu + j]), normX: Double(nb[i]), normY: Double(ns[j]))) } }
+        kbs.withUnsafeMutableBufferPointer { kernel.apply($0.baseAddress!, rows: bu, cols: mu, rowNorms: nb, colNorms: ns, pool: pool) }
         var p = [Float](repeating: 0, count: bu * n)
         try algebra.gemm(kbs, alpha, into: &p, m: bu, n: n, k: mu)
         var loss = 0.0
@@ -169,7 +168,6 @@ public enum DistillCF {
                 gz[k] = total * s[k] * (1 - s[k]) * invTau
             }
         }
-        _ = pool
         return (loss, gz)
     }
 

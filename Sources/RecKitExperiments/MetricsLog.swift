@@ -74,23 +74,40 @@ public struct MetricsRow: Sendable, Equatable {
     }
 }
 
-/// An append-only text file written one whole line per `write(2)` (O_APPEND), so a crash leaves whole lines.
+/// An append-only file written one whole record per `write(2)` (O_APPEND), so a crash leaves whole records:
+/// lines of metrics.csv, framed events of a TensorBoard file.
 final class AppendOnlyFile {
     let path: String
     private let fd: Int32
 
+    /// Opens `path` for appending, creating it if needed.
     init(_ path: String) throws(ExperimentError) {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io(path: path, reason: "cannot open for appending: \(String(cString: strerror(errno)))") }
     }
 
+    /// Creates a new file: `base`, or `base.1`, `base.2`… when that name exists (names are never reused).
+    init(creatingNew base: String) throws(ExperimentError) {
+        var k = 0, candidate = base, handle: Int32 = -1
+        while true {
+            handle = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
+            if handle >= 0 || errno != EEXIST || k >= 1000 { break }
+            k += 1
+            candidate = base + ".\(k)"
+        }
+        path = candidate
+        fd = handle
+        guard fd >= 0 else { throw .io(path: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
+    }
+
     deinit { close(fd) }
 
     var isEmpty: Bool { lseek(fd, 0, SEEK_END) == 0 }
 
-    func append(line: String) throws(ExperimentError) {
-        let bytes = Array((line + "\n").utf8)
+    func append(line: String) throws(ExperimentError) { try append(Array((line + "\n").utf8)) }
+
+    func append(_ bytes: [UInt8]) throws(ExperimentError) {
         let failed = bytes.withUnsafeBytes { raw -> Bool in
             var done = 0
             while done < raw.count {

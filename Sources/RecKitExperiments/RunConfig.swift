@@ -91,9 +91,8 @@ public enum Provenance {
 
     /// The commit of the git checkout that holds the running executable (a binary built in a RecKit clone, e.g.
     /// `.build/release/reckit`), read from `.git/HEAD` and its ref; nil for an installed binary.
-    public static func gitCommit(executable: String = CommandLine.arguments.first ?? "") -> String? {
-        var dir = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? executable)
-            .deletingLastPathComponent()
+    public static func gitCommit() -> String? {
+        var dir = URL(fileURLWithPath: executablePath).deletingLastPathComponent()
         for _ in 0..<8 {
             let git = dir.appendingPathComponent(".git").path
             if let head = try? String(contentsOfFile: git + "/HEAD", encoding: .utf8) {
@@ -111,6 +110,11 @@ public enum Provenance {
             dir = parent
         }
         return nil
+    }
+
+    /// The running executable (`/proc/self/exe`, else argv[0]).
+    public static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? ""
     }
 
     public static var hostName: String {

@@ -82,17 +82,22 @@ public struct RunDirectory: Sendable {
             guard mkdir(path, 0o755) == 0 else { throw .io(path: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
             return RunDirectory(path: path)
         }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        let base = "\(f.string(from: now))-\(model)"
+        let base = "\(timestampName(now))-\(model)"
         for k in 1...1000 {
             let path = root + "/" + (k == 1 ? base : "\(base)-\(k)")
             if mkdir(path, 0o755) == 0 { return RunDirectory(path: path) }
             guard errno == EEXIST else { throw .io(path: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
         }
         throw .io(path: root + "/" + base, reason: "1000 runs with this name already exist")
+    }
+
+    /// `now` as `yyyyMMdd-HHmmss` in UTC: the prefix of default run and tuning names.
+    public static func timestampName(_ now: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return f.string(from: now)
     }
 
     /// Writes `data` to `name` whole or not at all, refusing to replace an existing file: a temp file, then

@@ -15,7 +15,6 @@ public final class RunRecorder: TrainingObserver {
         public var command = "train"
         public var data: [String]
         public var format: String?
-        public var minCount: Int?
         public var maxIndRange: Int?
         public var threads: Int
         public var resumeFrom: String?
@@ -43,7 +42,7 @@ public final class RunRecorder: TrainingObserver {
             let manifest = s.datasetDirectory + "/manifest.json"
             guard let manifestCRC = Provenance.crc32c(file: manifest) else { throw .io(path: manifest, reason: "cannot read") }
             let c = RunConfig(name: directory.name, command: context.command, model: s.model.rawValue, data: context.data, format: context.format,
-                              minCount: context.minCount, maxIndRange: context.maxIndRange, manifestCRC32C: manifestCRC,
+                              minCount: s.minCount, maxIndRange: context.maxIndRange, manifestCRC32C: manifestCRC,
                               rawCRC32C: context.format == nil ? nil : Provenance.crc32c(files: context.data),
                               trainRows: s.trainRows, validationRows: s.validationRows, recipe: s.options.file, seed: s.options.seed,
                               threads: context.threads, resumeFrom: context.resumeFrom, resumedStep: s.resumedStep,

@@ -143,44 +143,17 @@ public struct TensorBoardEvent: Sendable, Equatable {
 /// Appends scalar events to a new event file `events.out.tfevents.<unix seconds>.<host>.<pid>[.<k>]` in a directory.
 /// Each event is one `write(2)` of a whole framed record, so a crash leaves a readable prefix.
 public final class TensorBoardWriter {
-    public let path: String
-    private let fd: Int32
+    private let file: AppendOnlyFile
+    public var path: String { file.path }
 
     public init(directory: String, wallTime: Double = Date().timeIntervalSince1970) throws(ExperimentError) {
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        let hostName = String(cString: host).replacingOccurrences(of: "/", with: "_")
-        let base = "\(directory)/events.out.tfevents.\(Int(wallTime)).\(hostName.isEmpty ? "localhost" : hostName).\(getpid())"
-        // A second writer in the same second and process (a resumed leg) gets the next suffix: names are never reused.
-        var k = 0, candidate = base, handle: Int32 = -1
-        while true {
-            handle = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
-            if handle >= 0 || errno != EEXIST || k >= 1000 { break }
-            k += 1
-            candidate = base + ".\(k)"
-        }
-        path = candidate
-        fd = handle
-        guard fd >= 0 else { throw .io(path: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
+        let host = Provenance.hostName.replacingOccurrences(of: "/", with: "_")
+        // A second writer in the same second and process (a resumed leg) gets the next suffix.
+        file = try AppendOnlyFile(creatingNew: "\(directory)/events.out.tfevents.\(Int(wallTime)).\(host.isEmpty ? "localhost" : host).\(getpid())")
         try append(TensorBoardEvent(wallTime: wallTime, step: 0, fileVersion: "brain.Event:2"))
     }
 
-    deinit { close(fd) }
-
-    public func append(_ event: TensorBoardEvent) throws(ExperimentError) {
-        let record = TFRecord.frame(event.encoded)
-        let failed = record.withUnsafeBytes { raw -> Bool in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return true }
-                done += n
-            }
-            return false
-        }
-        if failed { throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
-    }
+    public func append(_ event: TensorBoardEvent) throws(ExperimentError) { try file.append(TFRecord.frame(event.encoded)) }
 
     public func scalars(_ values: [TensorBoardEvent.Scalar], step: Int, wallTime: Double = Date().timeIntervalSince1970) throws(ExperimentError) {
         try append(TensorBoardEvent(wallTime: wallTime, step: Int64(step), scalars: values))

@@ -79,12 +79,15 @@ public final class Tuner {
 
     public let settings: Settings
     public let directory: String
+    /// `directory`, for its write-once files.
+    private let files: RunDirectory
     private let log: (String) -> Void
 
     public init(_ settings: Settings, log: @escaping (String) -> Void) throws(ExperimentError) {
         self.settings = settings
         self.log = log
         directory = settings.runsRoot + "/" + settings.name
+        files = RunDirectory(uncheckedPath: directory)
         do { try FileManager.default.createDirectory(atPath: settings.runsRoot, withIntermediateDirectories: true) } catch {
             throw .io(path: settings.runsRoot, reason: "cannot create: \(error.localizedDescription)")
         }
@@ -121,9 +124,9 @@ public final class Tuner {
             while running.count < s.parallel {
                 if Date().timeIntervalSince(t0) >= s.budgetSeconds { stoppedByBudget = true; break }
                 guard case .run(let job) = sh.next() else { break }
-                let cfg = directory + "/trial-\(job.trial)-r\(job.rung).json"
-                try RunDirectory(uncheckedPath: directory).writeOnce(try Self.configJSON(recipes[job.trial], epochs: job.epochs, seed: s.seed),
-                                                                     to: (cfg as NSString).lastPathComponent)
+                let cfgName = "trial-\(job.trial)-r\(job.rung).json"
+                try files.writeOnce(try Self.configJSON(recipes[job.trial], epochs: job.epochs, seed: s.seed), to: cfgName)
+                let cfg = files.file(cfgName)
                 var args = ["train", "--model", s.model.rawValue, "--data"] + s.data + ["--config", cfg, "--run-name", runName(job),
                             "--runs-dir", s.runsRoot, "--threads", "\(s.threadsPerTrial)", "--json"]
                 if let f = s.format { args += ["--format", f] }
@@ -195,13 +198,13 @@ public final class Tuner {
             outcome.bestValidationAUC = b.score
             outcome.bestRun = runName(SuccessiveHalving.Job(trial: b.trial, rung: b.rung, epochs: 0, continuesRung: nil))
             outcome.configFile = directory + "/best_config.json"
-            try RunDirectory(uncheckedPath: directory).writeOnce(try RunRecorder.json(cfg), to: "best_config.json")
+            try files.writeOnce(try RunRecorder.json(cfg), to: "best_config.json")
         }
-        try RunDirectory(uncheckedPath: directory).writeOnce(try RunRecorder.json(outcome), to: "tune.json")
-        try RunDirectory(uncheckedPath: directory).writeOnce(Data(Self.html(outcome, name: s.name).utf8), to: "tune.html")
+        try files.writeOnce(try RunRecorder.json(outcome), to: "tune.json")
+        try files.writeOnce(Data(Self.html(outcome, name: s.name).utf8), to: "tune.html")
         let (byTime, byEnergy) = Self.charts(outcome, name: s.name)
-        try RunDirectory(uncheckedPath: directory).writeOnce(Data(byTime.svg.utf8), to: "best_so_far_minutes.svg")
-        try RunDirectory(uncheckedPath: directory).writeOnce(Data(byEnergy.svg.utf8), to: "best_so_far_joules.svg")
+        try files.writeOnce(Data(byTime.svg.utf8), to: "best_so_far_minutes.svg")
+        try files.writeOnce(Data(byEnergy.svg.utf8), to: "best_so_far_joules.svg")
         return outcome
     }
 

@@ -55,6 +55,9 @@ public struct TrainOptions: Sendable, Equatable {
         /// Raw input only: the vocabulary's minimum count (read by `TrainingRun` before converting; `--min-count` wins).
         public var min_count: Int?
         public init() {}
+
+        /// Every key a config file may set (the field names).
+        public static let keys = Set(Mirror(reflecting: File()).children.compactMap(\.label))
     }
 
     /// Applies a config file over these options.
@@ -102,9 +105,8 @@ public struct TrainOptions: Sendable, Equatable {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw .options("\(path): a config must be a JSON object")
         }
-        let known = Set(Mirror(reflecting: File()).children.compactMap(\.label))
-        let unknown = object.keys.filter { !known.contains($0) }.sorted()
-        guard unknown.isEmpty else { throw .options("\(path): unknown config keys \(unknown.joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))") }
+        let unknown = object.keys.filter { !File.keys.contains($0) }.sorted()
+        guard unknown.isEmpty else { throw .options("\(path): unknown config keys \(unknown.joined(separator: ", ")); known: \(File.keys.sorted().joined(separator: ", "))") }
         do { return try JSONDecoder().decode(File.self, from: data) } catch {
             throw .options("\(path): \(error)")
         }

@@ -23,6 +23,8 @@ public struct RunStart: Sendable {
     public var validationRows: Int
     /// The shard dataset directory trained on (a temporary one for raw files).
     public var datasetDirectory: String
+    /// The vocabulary minimum count asked for (`--min-count`, else the config's; nil: default). Raw input only uses it.
+    public var minCount: Int?
     /// Steps already taken when resuming (0 for a fresh run).
     public var resumedStep: Int
 }

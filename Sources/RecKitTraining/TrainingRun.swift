@@ -126,7 +126,8 @@ public struct TrainingRun {
         trainer.observer = observer
         trainer.logEvery = logEvery
         try observer?.started(RunStart(model: model, options: o, trainRows: trainRows, validationRows: ds.manifest.rows - trainRows,
-                                       datasetDirectory: ds.directory, resumedStep: resumed?.position.step ?? 0))
+                                       datasetDirectory: ds.directory, minCount: minCount ?? configured?.min_count,
+                                       resumedStep: resumed?.position.step ?? 0))
         if !trainer.precisionPlan.isEmpty { log?("mixed precision (probed on this CPU): " + describePrecisionPlan(trainer.precisionPlan)) }
         log?("training \(model.rawValue) on \(trainRows) rows (validation \(ds.manifest.rows - trainRows)), batch \(o.batchSize), \(o.denseOptimizer.rawValue) + \(o.sparseOptimizer.rawValue), seed \(o.seed)")
         let outputDir = (output as NSString).deletingLastPathComponent

@@ -76,8 +76,10 @@ struct CFDistillCommand: ParsableCommand {
             if let validation {
                 let synthetic = IDMap((1...summary.rows).map(Int64.init))
                 var best: (Float, Double)?
+                // The summary's kernel does not depend on λ: computed once for the grid (as `cf fit --lambda auto`).
+                let kernel = try InfiniteAEModel.kernelMatrix(summary, algebra: algebra, pool: pool)
                 for l in CFFit.defaultGrid(.infae) {
-                    let m = try InfiniteAEModel.fit(train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra, pool: pool)
+                    let m = try InfiniteAEModel.fit(kernel: kernel, train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra)
                     let r = try RankingEvaluation.evaluate(model: m, context: events, test: validation, ks: [10], algebra: algebra, pool: pool)
                     let v = r.metrics["ndcg@10"] ?? .nan
                     log.info("∞-AE on the summary, λ \(l): validation nDCG@10 \(String(format: "%.4f", v))")

@@ -163,7 +163,6 @@ struct TrainCommand: ParsableCommand {
         let output = self.output ?? directory.file(RunDirectory.checkpointFile)
         var context = RunRecorder.Context(data: data, threads: common.resolvedThreads, checkpoint: output)
         context.format = format?.rawValue
-        context.minCount = minCount ?? config.flatMap { try? TrainOptions.load(configFile: $0) }?.min_count
         context.maxIndRange = maxIndRange
         context.resumeFrom = resume
         let recorder = try CLIError.onExperimentError { () throws(ExperimentError) in try RunRecorder(directory: directory, context: context) }

@@ -43,16 +43,12 @@ struct TuneCommand: ParsableCommand {
             do { searchSpace = try JSONDecoder().decode(SearchSpace.self, from: d) } catch {
                 throw CLIError(message: "\(space): not a search space: \(error)", code: 65)
             }
-            let known = Set(Mirror(reflecting: TrainOptions_FileKeys.keys).children.compactMap(\.label)).union(TrainOptions_FileKeys.names)
+            let known = TrainOptions.File.keys
             let unknown = searchSpace.parameters.keys.filter { !known.contains($0) }.sorted()
             guard unknown.isEmpty else { throw CLIError(message: "\(space): unknown parameters \(unknown.joined(separator: ", ")) (use `reckit train --config` keys)", code: 65) }
         }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        var s = Tuner.Settings(model: model, data: data, space: searchSpace, runsRoot: runs.root, name: name ?? "tune-\(f.string(from: Date()))-\(model.rawValue)",
-                               executable: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        var s = Tuner.Settings(model: model, data: data, space: searchSpace, runsRoot: runs.root,
+                               name: name ?? "tune-\(RunDirectory.timestampName())-\(model.rawValue)", executable: Provenance.executablePath)
         s.format = format?.rawValue
         s.trials = trials; s.eta = eta; s.minEpochs = minEpochs; s.maxEpochs = maxEpochs; s.budgetSeconds = budgetMinutes * 60
         s.seed = seed; s.threadsPerTrial = trialThreads; s.parallel = max(1, ThreadPool.hardwareConcurrency / trialThreads)
@@ -71,10 +67,4 @@ struct TuneCommand: ParsableCommand {
                      outcome.bestValidationAUC.map { String(format: "%.4f", $0) } ?? "—", outcome.bestRun ?? "—",
                      output ?? outcome.configFile ?? "none"))
     }
-}
-
-/// The keys a search space may set: `reckit train --config` fields and min_count.
-enum TrainOptions_FileKeys {
-    static let keys = RecKitTraining.TrainOptions.File()
-    static let names: Set<String> = ["min_count"]
 }

@@ -23,6 +23,8 @@ let modules: [(name: String, dependencies: [String], external: [String])] = [
     ("RecKitTraining", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTiered",
                         "CRecKitShims"], []),
     ("RecKitExperiments", ["RecKitCore", "RecKitModels", "RecKitTraining", "RecKitCarbon", "CRecKitShims"], []),
+    ("RecKitDistributed", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitModels", "RecKitData", "RecKitCheckpoint", "RecKitTraining",
+                           "CMPI"], []),
     ("RecKitServing", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitCheckpoint", "RecKitTiered"], []),
     ("RecKitServer", ["RecKitServing", "RecKitCarbon"], ["Hummingbird", "Metrics", "Prometheus", "ServiceLifecycle", "Logging"]),
     ("RecKitBenchmarks", ["RecKitCore", "RecKitKernels", "RecKitEmbeddings", "RecKitData", "RecKitModels", "RecKitTiered", "RecKitTraining", "RecKitCarbon", "RecKitServing", "CBLAS",
@@ -61,11 +63,12 @@ let package = Package(
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLibURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .target(name: "CDNNL", exclude: ["README.md"], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CMPI", exclude: ["README.md"], linkerSettings: [.linkedLibrary("dl")]),
     ] + modules.map { .target(name: $0.name, dependencies: dependencies($0.dependencies, $0.external), exclude: ["README.md"]) } + [
         .executableTarget(
             name: "reckit",
             dependencies: dependencies(["RecKitCore", "RecKitKernels", "RecKitData", "RecKitCarbon", "RecKitBenchmarks", "RecKitModels",
-                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered", "RecKitCF", "RecKitExperiments"],
+                                        "RecKitEmbeddings", "RecKitCheckpoint", "RecKitTraining", "RecKitServing", "RecKitServer", "RecKitTiered", "RecKitCF", "RecKitExperiments", "RecKitDistributed"],
                                        ["ArgumentParser", "Logging"])
         ),
         .target(name: "RecKitTestSupport", dependencies: ["RecKitCore"], path: "Tests/RecKitTestSupport"),
@@ -80,6 +83,8 @@ let package = Package(
         .testTarget(name: "RecKitExperimentsTests", dependencies: ["RecKitExperiments", "RecKitTraining", "RecKitModels", "RecKitData",
                                                                    "RecKitCarbon", "RecKitCore", "RecKitTestSupport"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "RecKitDistributedTests", dependencies: ["RecKitDistributed", "RecKitTraining", "RecKitModels", "RecKitEmbeddings",
+                                                                   "RecKitCheckpoint", "RecKitData", "RecKitKernels", "RecKitCore", "RecKitTestSupport"]),
         .testTarget(name: "RecKitCarbonTests", dependencies: ["RecKitCarbon", "RecKitTestSupport"]),
         .testTarget(name: "RecKitModelsTests", dependencies: ["RecKitModels", "RecKitEmbeddings", "RecKitKernels", "RecKitTraining", "RecKitCore",
                                                               "RecKitTestSupport"],

@@ -11,6 +11,8 @@ PACKAGES=(
   libopenblas-dev     # GEMM (loaded at run time with the right kernel family; see BLASRuntime.swift)
   libdnnl-dev         # oneDNN 2.6: bf16 matmul on AMX / AVX512-BF16 (headers at build time, dlopen'ed; BF16Runtime.swift)
   liburing-dev        # io_uring: batched reads and write-backs of the tiered embedding storage (RecKitTiered)
+  libopenmpi-dev      # Open MPI 4.1: headers at build time (CMPI dlopens libmpi), for `--distributed mpi`
+  openmpi-bin         # mpirun, to launch multi-process training
   chromium-headless-shell  # tests only: renders `reckit report` pages in a real browser (RunReportTests)
 )
 

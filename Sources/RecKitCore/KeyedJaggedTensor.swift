@@ -170,6 +170,9 @@ public struct Batch: Sendable {
     public var dense: [Float]
     public var sparse: KeyedJaggedTensor
     public var deduped: [DedupedFeature]?
+    /// Samples of the global batch this one is a rank's share of (data parallelism, `RankSlicedSource`); nil when
+    /// the batch is the whole step. A rank's share may be empty while the step is not: it still takes part.
+    public var globalSize: Int?
 
     public init(labels: [Float], dense: [Float], sparse: KeyedJaggedTensor, deduped: [DedupedFeature]? = nil) {
         self.labels = labels; self.dense = dense; self.sparse = sparse; self.deduped = deduped

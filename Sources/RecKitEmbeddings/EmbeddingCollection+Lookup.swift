@@ -33,6 +33,10 @@ extension EmbeddingCollection {
     ///   - training: keep the rows resolved for `backward` (which ends the batch); inference ends it here.
     public func forward(_ sparse: KeyedJaggedTensor, deduped: [DedupedFeature]?, workspace ws: EmbeddingWorkspace,
                         output: MatrixView, columnOffsets: [Int], training: Bool, pool: ThreadPool) throws(EmbeddingError) {
+        if let exchange {
+            try exchange.forward(sparse, output: output, columnOffsets: columnOffsets, training: training, pool: pool)
+            return
+        }
         finishPending(ws, updated: false)
         do throws(ShapeError) { try sparse.validate() } catch { throw .shape(error.message) }
         let b = sparse.batchSize
@@ -87,6 +91,10 @@ extension EmbeddingCollection {
     /// - Parameter gradOutput: B × W, the gradient of the forward's `output` (same columns).
     public func backward(workspace ws: EmbeddingWorkspace, gradOutput: MatrixView, columnOffsets: [Int], update: SparseUpdate,
                          pool: ThreadPool) throws(EmbeddingError) {
+        if let exchange {
+            try exchange.backward(gradOutput: gradOutput, columnOffsets: columnOffsets, update: update, pool: pool)
+            return
+        }
         guard ws.pending else { throw .shape("\(prefix): backward without a training forward on this workspace") }
         defer { finishPending(ws, updated: true) }
         let b = ws.batchSize

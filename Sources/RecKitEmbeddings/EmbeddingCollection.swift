@@ -23,6 +23,10 @@ public final class EmbeddingCollection: @unchecked Sendable {
     /// Which deduplicated features go through their distinct bags (`DedupPolicy`); set before the collection is
     /// used, not while a forward runs.
     public var dedupPolicy: DedupPolicy = .auto
+    /// Set when the tables live on several processes (sharded embeddings, RecKitDistributed): `forward`, `backward`,
+    /// `prefetch` and `stateTensors` then go through it, and `storages` are placeholders without rows. Set before
+    /// the collection is used.
+    public var exchange: (any EmbeddingExchange)?
 
     public init(prefix: String, specs: [EmbeddingTableSpec], storages: [any RowStorage]) throws(EmbeddingError) {
         guard specs.count == storages.count else { throw .invalidSpec(prefix, "\(specs.count) specs for \(storages.count) storages") }
@@ -72,6 +76,7 @@ public final class EmbeddingCollection: @unchecked Sendable {
     /// Starts fetching the rows the next batch (`sparse`) will look up, on storages that prefetch (tiered ones);
     /// the next forward waits for it. Nothing else changes.
     public func prefetch(_ sparse: KeyedJaggedTensor) {
+        guard exchange == nil else { return }
         for (s, storage) in zip(specs, storages) where storage.prefetches {
             if let f = sparse.index(of: s.feature) { storage.prefetch(sparse.values[f]) }
         }
@@ -97,7 +102,8 @@ public final class EmbeddingCollection: @unchecked Sendable {
 
     /// Every table's tensors, `<prefix>.<name>.weight` then its optimizer state, in table order.
     public func stateTensors() -> [StateTensor] {
-        zip(specs, storages).flatMap { $1.stateTensors(prefix: prefix + "." + $0.name) }
+        if let exchange { return exchange.stateTensors() }
+        return zip(specs, storages).flatMap { $1.stateTensors(prefix: prefix + "." + $0.name) }
     }
 
     /// Σ D: the width the tables' pooled vectors take side by side.
@@ -125,4 +131,34 @@ public enum DedupPolicy: String, Sendable, Codable, CaseIterable {
         case .auto: return batchSize > 0 && values - deduped.uniqueValues.count >= batchSize
         }
     }
+}
+
+/// A collection's lookups done elsewhere: sharded embeddings, where each table (or slice of rows or columns) lives
+/// on one process and ids and pooled vectors travel between them. Every process of the group calls `forward` and
+/// `backward` for every batch, in the same order (collective calls), with its own samples (possibly none).
+public protocol EmbeddingExchange: AnyObject, Sendable {
+    /// Pools this process's B samples of `sparse` into `output`'s columns, as `EmbeddingCollection.forward` does.
+    func forward(_ sparse: KeyedJaggedTensor, output: MatrixView, columnOffsets: [Int], training: Bool, pool: ThreadPool) throws(EmbeddingError)
+    /// Backward of the last training forward, fused with the sparse optimizer, on whichever process owns each row.
+    func backward(gradOutput: MatrixView, columnOffsets: [Int], update: SparseUpdate, pool: ThreadPool) throws(EmbeddingError)
+    /// The shards this process holds, named (`<prefix>.<table>.weight`, with the shard's place in the name).
+    func stateTensors() -> [StateTensor]
+}
+
+/// A table whose rows are not in this process (they live in an `EmbeddingExchange`'s shards): no memory; any direct
+/// lookup is refused with the table's name.
+public final class PlaceholderRowStorage: RowStorage, @unchecked Sendable {
+    public let name: String
+    public let rows: Int
+    public let dim: Int
+    public let optimizer: SparseOptimizerKind?
+    public init(name: String, rows: Int, dim: Int, optimizer: SparseOptimizerKind?) {
+        self.name = name; self.rows = rows; self.dim = dim; self.optimizer = optimizer
+    }
+    public func stateTensors(prefix: String) -> [StateTensor] { [] }
+    public func rows(for ids: UnsafeMutableBufferPointer<Int64>) throws(EmbeddingError) -> ResolvedRows {
+        throw .storage(table: name, "the table is sharded across processes; look it up through the collection's exchange")
+    }
+    public func finishBatch(updated: Bool) {}
+    public var storageDescription: String { "sharded across processes" }
 }

@@ -105,7 +105,9 @@ public struct RankSlicedSource: BatchSource {
             guard let b = try base.next() else { return nil }
             let n = b.size
             let lo = n * rank / ranks, hi = n * (rank + 1) / ranks
-            return b.slice(lo..<hi, denseCount: n == 0 ? 0 : b.dense.count / n)
+            var part = b.slice(lo..<hi, denseCount: n == 0 ? 0 : b.dense.count / n)
+            part.globalSize = n
+            return part
         }
     }
 }

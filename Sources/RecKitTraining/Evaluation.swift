@@ -15,7 +15,10 @@ public enum Evaluation {
         logits.reserveCapacity(source.rowCount)
         while let batch = try stream.next() {
             var start = 0
-            while start < batch.size {
+            // A rank's empty share of a global batch still runs its forward (the collectives inside it).
+            var collective = (batch.globalSize ?? 0) > 0 && batch.size == 0
+            while start < batch.size || collective {
+                collective = false
                 let end = min(batch.size, start + ws.maxBatch)
                 let part = start == 0 && end == batch.size ? batch : batch.slice(start..<end, denseCount: batch.dense.count / max(batch.size, 1))
                 do throws(ModelError) { try model.forward(part, workspace: ws, mode: .inference, pool: pool) } catch { throw .model(error) }

@@ -39,6 +39,14 @@ public final class Trainer {
     /// Runs when the dense gradients of a step are complete, before clipping and any update: the hook where a
     /// distributed trainer all-reduces them. It may change the gradients in place.
     public var denseGradientsReady: (([DenseParameter]) throws(TrainingError) -> Void)?
+    /// Runs before clipping and the dense optimizer: where an allreduce started by `denseGradientsReady` (and
+    /// overlapped with the sparse update) is waited for.
+    public var beforeDenseUpdate: (([DenseParameter]) throws(TrainingError) -> Void)?
+    /// Turns this process's share of a step's mean loss into the step's loss (a distributed trainer sums the ranks').
+    public var reduceLoss: ((Double) throws(TrainingError) -> Double)?
+    /// Turns this process's validation scores into the whole validation set's, in sample order (a distributed
+    /// trainer gathers every rank's share), before metrics are computed.
+    public var gatherScores: ((_ logits: [Float], _ labels: [Float]) throws(TrainingError) -> (logits: [Float], labels: [Float]))?
     /// Seconds spent per phase since the trainer was made (or `resetPhaseTimes`).
     public private(set) var phaseSeconds: [TrainingPhase: Double] = [:]
     /// Time every phase (off by default: two clock reads per phase).
@@ -91,13 +99,14 @@ public final class Trainer {
     /// while this one computes.
     @discardableResult
     public func step(_ batch: Batch, epoch: Int, next: Batch? = nil) throws(TrainingError) -> Double {
-        let loss = try phase(.forward) { () throws(TrainingError) -> Double in
+        let local = try phase(.forward) { () throws(TrainingError) -> Double in
             do throws(ModelError) {
                 try model.forward(batch, workspace: workspace, mode: .training, pool: pool)
                 if let next { model.prefetch(next) }
-                return try BinaryCrossEntropy.loss(workspace, labels: batch.labels)
+                return try BinaryCrossEntropy.loss(workspace, labels: batch.labels, meanOver: batch.globalSize ?? batch.size)
             } catch { throw .model(error) }
         }
+        let loss = try reduceLoss?(local) ?? local
         guard loss.isFinite else { throw .diverged(step: position.step + 1, loss: loss) }
         try phase(.backward) { () throws(TrainingError) in
             model.zeroGrad()
@@ -112,6 +121,7 @@ public final class Trainer {
             do throws(ModelError) { try model.applySparseUpdate(update, workspace: workspace, pool: pool) } catch { throw .model(error) }
         }
         try phase(.denseUpdate) { () throws(TrainingError) in
+            try beforeDenseUpdate?(params)
             if let c = options.clipNorm { Self.clip(params, maxNorm: c) }
             try optimizer.apply(params, lr: options.learningRate * scale, pool: pool)
         }
@@ -132,14 +142,22 @@ public final class Trainer {
     /// Metrics of the model on every batch of `source` (inference, no update).
     public func evaluate(_ source: any BatchSource) throws(TrainingError) -> BinaryMetrics {
         try phase(.evaluate) { () throws(TrainingError) -> BinaryMetrics in
-            try Evaluation.metrics(model, source, workspace: workspace, pool: pool)
+            let (z, y) = try scores(source)
+            guard y.count == z.count else { throw .options("the data has no labels to evaluate against (use `reckit predict`)") }
+            return BinaryMetrics.compute(logits: z, labels: y)
         }
+    }
+
+    /// Logits and labels of every sample of `source` (every rank's, in order, when distributed).
+    func scores(_ source: any BatchSource) throws(TrainingError) -> (logits: [Float], labels: [Float]) {
+        let (z, y) = try Evaluation.logits(model, source, workspace: workspace, pool: pool)
+        return try gatherScores?(z, y) ?? (z, y)
     }
 
     /// Metrics and the reliability deciles of the model on `source`, from one scoring pass.
     func validate(_ source: any BatchSource, epoch: Int, since t0: Date) throws(TrainingError) -> EvaluationRecord {
         try phase(.evaluate) { () throws(TrainingError) -> EvaluationRecord in
-            let (z, y) = try Evaluation.logits(model, source, workspace: workspace, pool: pool)
+            let (z, y) = try scores(source)
             guard y.count == z.count else { throw .options("the validation data has no labels") }
             return EvaluationRecord(step: position.step, epoch: epoch, metrics: BinaryMetrics.compute(logits: z, labels: y),
                                     reliability: observer == nil ? [] : ReliabilityBin.quantiles(logits: z, labels: y),
@@ -188,14 +206,16 @@ public final class Trainer {
             while let batch = upcoming {
                 if let m = o.maxSteps, position.step >= m { stopped = true; break }
                 upcoming = try stream.next()
-                guard batch.size > 0 else { continue }
+                // A rank's share of a global batch may be empty: it still takes part in the step's collectives.
+                let rows = batch.globalSize ?? batch.size
+                guard rows > 0 else { continue }
                 let loss = try step(batch, epoch: epoch, next: upcoming)
                 lastLoss = loss
-                seen += batch.size
-                interval.loss += loss; interval.steps += 1; interval.rows += batch.size
+                seen += rows
+                interval.loss += loss; interval.steps += 1; interval.rows += rows
                 if position.step % every == 0 { try flushInterval(epoch) }
                 position.epoch = epoch
-                position.rowInEpoch += batch.size
+                position.rowInEpoch += rows
                 if let every = checkpointEvery, every > 0, position.step % every == 0, let checkpoint { try checkpoint(position, seen) }
                 if let progress, Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()

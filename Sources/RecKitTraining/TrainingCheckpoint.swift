@@ -13,8 +13,9 @@ public enum TrainingCheckpoint {
     /// the ones the state was built with.
     public static func save(model: any CTRModel, optimizer: DenseOptimizer?, options: TrainOptions, position: TrainPosition?,
                             schema: DatasetSchema?, vocabularies: [[UInt64]] = [], rowsSeen: Int,
-                            to path: String) throws(TrainingError) {
-        var tensors = model.stateTensors()
+                            tables: [StateTensor]? = nil, to path: String) throws(TrainingError) {
+        // `tables`: the embedding tables' tensors when they are not the model's own (gathered from shards).
+        var tensors = tables.map { model.denseParameters.map(\.stateTensor) + $0 } ?? model.stateTensors()
         if let optimizer { tensors += try optimizer.stateTensors(model.denseParameters) }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

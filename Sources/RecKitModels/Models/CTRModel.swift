@@ -179,11 +179,19 @@ open class ModelWorkspace: @unchecked Sendable {
 public enum BinaryCrossEntropy {
     /// L = (1/B) Σ_b BCE(z_b, y_b); writes dL/dz = (σ(z) − y)/B into `workspace.gradLogits`.
     public static func loss(_ workspace: ModelWorkspace, labels: [Float]) throws(ModelError) -> Double {
+        try loss(workspace, labels: labels, meanOver: workspace.batchSize)
+    }
+
+    /// This batch's share of a mean over `meanOver` samples (a rank's part of a global batch): returns
+    /// (1/meanOver) Σ_b BCE(z_b, y_b) and writes dL/dz = (σ(z) − y)/meanOver, so the ranks' losses and gradients
+    /// add up to the global batch's.
+    public static func loss(_ workspace: ModelWorkspace, labels: [Float], meanOver: Int) throws(ModelError) -> Double {
         let b = workspace.batchSize
         guard labels.count == b else { throw .shape("\(labels.count) labels for \(b) samples") }
+        guard b > 0 else { return 0 }
         return labels.withUnsafeBufferPointer { lp in
             Kernels.bceWithLogits(logits: workspace.logits.pointer, labels: lp.baseAddress ?? UnsafePointer(workspace.logits.pointer), count: b,
-                                  grad: workspace.gradLogits.pointer, gradScale: 1 / Float(b)) / Double(b)
+                                  grad: workspace.gradLogits.pointer, gradScale: 1 / Float(meanOver)) / Double(meanOver)
         }
     }
 }

@@ -31,6 +31,10 @@ public struct TrainingRun {
     /// Steps per logged interval (nil: about 50 per epoch).
     public var logEvery: Int?
 
+    /// Set when this process is one rank of a distributed run (RecKitDistributed): tables sharded, dense layers
+    /// replicated, each rank on its share of every batch; rank 0 writes the (single-process format) checkpoint.
+    public var distribution: (any TrainingDistribution)?
+
     public init(model: ModelKind, data: [String], output: String) { self.model = model; self.data = data; self.output = output }
 
     /// What `run` did.
@@ -47,6 +51,22 @@ public struct TrainingRun {
 
     /// The training split (the first rows by file order, shuffled within themselves) and the validation split (the
     /// rest) of `ds` — taken by row index before any shuffling, so no validation row reaches a training batch.
+    /// A rank's share of the training and validation sources (the sources themselves without a distribution).
+    static func shard(_ train: ShardBatchSource, _ validation: ShardBatchSource?,
+                      _ d: (any TrainingDistribution)?) -> (any BatchSource, (any BatchSource)?) {
+        guard let d else { return (train, validation) }
+        return (d.shard(train), validation.map { d.shard($0) })
+    }
+
+    /// The sharded model of a distributed rank: fresh, or holding a resumed (single-process) model's state.
+    static func shardedModel(_ d: any TrainingDistribution, resumed: (any CTRModel)?, config: any ModelConfiguration,
+                             options o: TrainOptions) throws(TrainingError) -> any CTRModel {
+        guard let whole = resumed else { return try d.makeModel(config, options: o) }
+        let m = try d.makeModel(whole.configuration, options: o)
+        try d.adopt(whole, into: m)
+        return m
+    }
+
     public static func sources(_ ds: ShardDataset, options o: TrainOptions) -> (train: ShardBatchSource, validation: ShardBatchSource?) {
         let trainRows = o.trainRows(of: ds.manifest.rows)
         var train = ShardBatchSource(dataset: ds, rows: 0..<trainRows, batchSize: o.batchSize)
@@ -109,7 +129,12 @@ public struct TrainingRun {
         }
         let m: any CTRModel
         var provider = resumed?.tiering
-        if let r = resumed { m = r.model } else {
+        if distribution != nil, tiering != nil {
+            throw .options("tiered tables (--tier-*) and --distributed cannot be combined yet: shard the tables across ranks instead")
+        }
+        if let d = distribution {
+            m = try Self.shardedModel(d, resumed: resumed?.model, config: o.modelConfiguration(model, schema: ds.schema), options: o)
+        } else if let r = resumed { m = r.model } else {
             let config = o.modelConfiguration(model, schema: ds.schema)
             if let tiering { provider = try Tiering.provider(tiering, config: config, optimizer: o.sparseOptimizer) }
             do throws(ModelError) {
@@ -121,7 +146,10 @@ public struct TrainingRun {
         let pool = ThreadPool(threads: o.threads)
         let trainer = try Trainer(model: m, optimizer: resumed?.optimizer ?? DenseOptimizer(kind: o.denseOptimizer), options: o, pool: pool,
                                   position: resumed?.position ?? TrainPosition())
-        let (train, validation) = Self.sources(ds, options: o)
+        try distribution?.attach(trainer)
+        if let d = distribution { log?(d.summary) }
+        let (wholeTrain, wholeValidation) = Self.sources(ds, options: o)
+        let (train, validation) = Self.shard(wholeTrain, wholeValidation, distribution)
         let trainRows = train.rowCount
         trainer.observer = observer
         trainer.logEvery = logEvery
@@ -132,9 +160,13 @@ public struct TrainingRun {
         log?("training \(model.rawValue) on \(trainRows) rows (validation \(ds.manifest.rows - trainRows)), batch \(o.batchSize), \(o.denseOptimizer.rawValue) + \(o.sparseOptimizer.rawValue), seed \(o.seed)")
         let outputDir = (output as NSString).deletingLastPathComponent
         let rowsBefore = resumed?.metadata.rowsSeen ?? 0
+        let distribution = self.distribution
         let save = { (position: TrainPosition, rows: Int) throws(TrainingError) in
+            // Distributed: every rank sends its shards to rank 0, which writes the single-process file.
+            let tables = try distribution?.gatherTables(m)
+            guard (distribution?.rank ?? 0) == 0 else { return }
             try TrainingCheckpoint.save(model: m, optimizer: trainer.optimizer, options: o, position: position, schema: ds.schema,
-                                        vocabularies: vocabularies, rowsSeen: rowsBefore + rows, to: output)
+                                        vocabularies: vocabularies, rowsSeen: rowsBefore + rows, tables: tables, to: output)
         }
         var report = try trainer.fit(train: train, validation: validation, snapshotDirectory: outputDir.isEmpty ? "." : outputDir,
                                      checkpointEvery: checkpointEvery, checkpoint: save, progress: progress)

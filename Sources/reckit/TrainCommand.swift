@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RecKitCarbon
 import RecKitCheckpoint
 import RecKitData
+import RecKitDistributed
 import RecKitExperiments
 import RecKitKernels
 import RecKitModels
@@ -137,6 +139,7 @@ struct TrainCommand: ParsableCommand {
     var precision: Precision?
 
     @OptionGroup var tier: TierFlags
+    @OptionGroup var distribution: DistributedFlags
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -157,17 +160,25 @@ struct TrainCommand: ParsableCommand {
         try CLILog.checkEnvironment(log)
         try checkPrecision(precision)
         if let logEvery, logEvery < 1 { throw ValidationError("--log-every must be at least 1") }
-        let directory = try CLIError.onExperimentError { () throws(ExperimentError) in
+        try distribution.run(threads: common.threads, log: log) { d, threads in try train(distribution: d, threads: threads, log: log) }
+    }
+
+    /// One process's (or one rank's) training. Rank 0 alone owns the run directory, the carbon record, the
+    /// checkpoint and the printed result.
+    func train(distribution d: DistributedTraining?, threads: Int, log: Logger) throws {
+        let root = (d?.rank ?? 0) == 0
+        let directory = root ? try CLIError.onExperimentError { () throws(ExperimentError) in
             try RunDirectory.create(root: runs.root, name: runName, model: model.rawValue, appending: resume != nil)
-        }
-        let output = self.output ?? directory.file(RunDirectory.checkpointFile)
-        var context = RunRecorder.Context(data: data, threads: common.resolvedThreads, checkpoint: output)
+        } : nil
+        let output = self.output ?? directory?.file(RunDirectory.checkpointFile) ?? NSTemporaryDirectory() + "/reckit-rank-\(d?.rank ?? 0).safetensors"
+        var context = RunRecorder.Context(data: data, threads: threads, checkpoint: output)
         context.format = format?.rawValue
         context.maxIndRange = maxIndRange
         context.resumeFrom = resume
-        let recorder = try CLIError.onExperimentError { () throws(ExperimentError) in try RunRecorder(directory: directory, context: context) }
-        let run = try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: common.resolvedThreads)
+        let recorder = try directory.map { dir in try CLIError.onExperimentError { () throws(ExperimentError) in try RunRecorder(directory: dir, context: context) } }
+        let run = root ? try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: threads) : nil
         var request = TrainingRun(model: model, data: data, output: output)
+        request.distribution = d
         request.observer = recorder
         request.logEvery = logEvery
         request.format = format
@@ -175,22 +186,24 @@ struct TrainCommand: ParsableCommand {
         request.maxIndRange = maxIndRange
         request.configFile = config
         request.flags = flags
-        request.threads = common.resolvedThreads
+        request.threads = threads
         request.resume = resume
         request.tiering = try tier.options()
         request.checkpointEvery = checkpointEvery
         let outcome: TrainingRun.Outcome
         do {
             outcome = try CLIError.onTrainingError { () throws(TrainingError) in
-                try request.run(log: { log.info("\($0)") }) { p in
+                try request.run(log: { if root { log.info("\($0)") } }) { p in
+                    guard root else { return }
                     log.info("epoch \(p.epoch + 1) step \(p.step): loss \(String(format: "%.4f", p.loss)), \(Int(p.samplesPerSecond)) samples/s, ETA \(Int(p.eta)) s")
                 }
             }
         } catch {
-            run.finish()
-            rmdir(directory.path)  // a run that failed before its first file leaves nothing behind
+            _ = run?.finish()
+            if let directory { rmdir(directory.path) }  // a run that failed before its first file leaves nothing behind
             throw error
         }
+        guard root, let run, let recorder, let directory else { return }
         if outcome.skippedRows > 0 { log.warning("skipped \(outcome.skippedRows) malformed rows; first: \(outcome.firstSkipped.map { "\($0)" } ?? "")") }
         let r = outcome.report
         let ledgerRow = run.finish(samples: r.rowsTrained)

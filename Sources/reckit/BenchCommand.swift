@@ -9,7 +9,7 @@ import RecKitKernels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report domain units against ceilings measured in the same run.",
-        subcommands: [BenchKernels.self, BenchData.self, BenchLoader.self, BenchTrain.self, BenchInfer.self, BenchServe.self, BenchTiered.self])
+        subcommands: [BenchKernels.self, BenchData.self, BenchLoader.self, BenchTrain.self, BenchInfer.self, BenchServe.self, BenchTiered.self, BenchComm.self])
 }
 
 struct BenchKernels: ParsableCommand {
@@ -178,10 +178,21 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var model: ModelBenchOptions
     @Option(name: .long, help: "rowwise_adagrad (embeddings) + adagrad (dense), the default; or sgd for both.")
     var optimizer = "rowwise_adagrad"
+    @OptionGroup var distribution: DistributedFlags
+    @Option(name: .long, help: "With --distributed: timed steps (default 50).")
+    var steps = 50
+    @Option(name: .long, help: "With --distributed: cost-model constants for the prediction (from `reckit bench comm --output`).")
+    var constants: String?
 
     func run() throws {
         let log = CLILog.logger("reckit.bench")
         try CLILog.checkEnvironment(log)
+        if distribution.distributed != nil {
+            guard let data = model.data else { throw ValidationError("bench train --distributed needs --data (a shard dataset)") }
+            try DistributedTrainBench.run(data: data, batchSize: model.batchSize, steps: steps, constants: constants, distribution: distribution,
+                                          threads: common.threads, json: common.json, log: log)
+            return
+        }
         var c = try model.config(train: true, threads: common.resolvedThreads)
         guard optimizer == "sgd" || optimizer == "rowwise_adagrad" else { throw ValidationError("--optimizer must be rowwise_adagrad or sgd") }
         c.optimizer = optimizer

@@ -7,7 +7,7 @@ import RecKitTiered
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "plan", abstract: "Plan where embedding rows live.", subcommands: [PlanTiering.self])
+        commandName: "plan", abstract: "Plan where embedding rows live.", subcommands: [PlanTiering.self, PlanShard.self])
 }
 
 struct PlanTiering: ParsableCommand {

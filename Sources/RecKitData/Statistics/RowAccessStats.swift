@@ -42,12 +42,15 @@ public struct RowAccessStats: Sendable, Equatable {
     static let denseLimit = 1 << 28
 
     /// Counts every lookup of every sparse feature in `dataset`'s rows.
-    public static func count(_ dataset: ShardDataset, progress: ((Int) -> Void)? = nil) throws(DataError) -> RowAccessStats {
+    /// `maxRows` counts only the first rows (a sample, for planners that need rates rather than totals).
+    public static func count(_ dataset: ShardDataset, maxRows: Int? = nil, progress: ((Int) -> Void)? = nil) throws(DataError) -> RowAccessStats {
         let features = dataset.schema.sparse
         var dense: [[UInt32]] = features.map { $0.cardinality <= denseLimit ? [UInt32](repeating: 0, count: $0.cardinality) : [] }
         var sparse: [[Int64: UInt32]] = features.map { _ in [:] }
         var lookups = [Int](repeating: 0, count: features.count)
-        let loader = try BatchLoader(dataset: dataset, options: LoaderOptions(batchSize: 8192))
+        var lo = LoaderOptions(batchSize: 8192)
+        if let maxRows { lo.rows = 0..<min(max(maxRows, 0), dataset.manifest.rows) }
+        let loader = try BatchLoader(dataset: dataset, options: lo)
         var rows = 0
         while let batch = loader.next() {
             for f in features.indices {

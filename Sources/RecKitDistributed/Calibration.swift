@@ -1,0 +1,126 @@
+import Foundation
+import RecKitCore
+import RecKitEmbeddings
+import RecKitKernels
+import RecKitModels
+
+/// Measures the cost model's constants on this machine (`reckit bench comm`): the network between ranks (all-to-all
+/// bandwidth, message latency, allreduce) with the group's communicator, and one rank's local rates (embedding
+/// lookups + fused updates from DRAM and from cache, the per-bag cost, MLP GEMMs) with its thread pool.
+public enum Calibration {
+    public struct Result: Codable, Sendable {
+        public var constants: CostConstants
+        public var ranks: Int
+        public var backend: String
+        /// Raw measurements behind the constants.
+        public var allToAllGBps: Double
+        public var allToAllBytesPerPeer: Int
+        public var latencyUs: Double
+        public var allreduceGBps: Double
+        public var allreduceFloats: Int
+        enum CodingKeys: String, CodingKey {
+            case constants, ranks, backend
+            case allToAllGBps = "all_to_all_gbps", allToAllBytesPerPeer = "all_to_all_bytes_per_peer", latencyUs = "latency_us"
+            case allreduceGBps = "allreduce_gbps", allreduceFloats = "allreduce_floats"
+        }
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Median seconds of `repeats` runs of `body` after one warm-up, the same on every rank (each rank's median, then
+    /// the slowest rank's, so a collective's time is the group's).
+    static func median(_ comm: any Communicator, repeats: Int, _ body: () throws -> Void) throws -> Double {
+        try body()
+        var t: [Double] = []
+        for _ in 0..<repeats { try comm.barrier(); let t0 = now(); try body(); t.append(now() - t0) }
+        t.sort()
+        let mine = t[t.count / 2]
+        let all = try comm.allGather([Float(mine)])
+        return Double(all.max() ?? Float(mine))
+    }
+
+    /// Runs on every rank of `comm` (a collective); every rank returns the same result.
+    public static func run(_ comm: any Communicator, pool: ThreadPool, quick: Bool = false) throws -> Result {
+        var c = CostConstants()
+        let n = comm.size, reps = quick ? 5 : 20
+        // Network: all-to-all of `per` bytes to every peer, and of 8 bytes (latency); allreduce of a gradient-sized buffer.
+        let per = quick ? 1 << 18 : 4 << 20
+        var a2aGBps = 0.0, latency = 0.0, arGBps = 0.0
+        let floats = 1 << 18
+        if n > 1 {
+            let send = [UInt8](repeating: 1, count: per * n)
+            var recv = [UInt8](repeating: 0, count: per * n)
+            let counts = Array(repeating: per, count: n), offs = (0..<n).map { $0 * per }
+            let big = try median(comm, repeats: reps) {
+                try send.withUnsafeBytes { s in
+                    try recv.withUnsafeMutableBytes { r in
+                        try comm.allToAll(send: s, sendCounts: counts, sendOffsets: offs, recv: r, recvCounts: counts, recvOffsets: offs)
+                    }
+                }
+            }
+            let small = try median(comm, repeats: reps * 5) {
+                try send.withUnsafeBytes { s in
+                    try recv.withUnsafeMutableBytes { r in
+                        try comm.allToAll(send: s, sendCounts: Array(repeating: 8, count: n), sendOffsets: offs, recv: r,
+                                          recvCounts: Array(repeating: 8, count: n), recvOffsets: offs)
+                    }
+                }
+            }
+            latency = small / Double(n - 1)
+            // Bytes a rank sends to its peers over the time, less the latency part.
+            a2aGBps = Double(per * (n - 1)) / max(big - small, 1e-9) / 1e9
+            var g = [Float](repeating: 1, count: floats)
+            let ar = try median(comm, repeats: reps) {
+                try g.withUnsafeMutableBufferPointer { p in try comm.allreduceSum(p, ordered: false) }
+            }
+            arGBps = 2 * Double(n - 1) / Double(n) * Double(floats * 4) / max(ar - 2 * Double(n - 1) * latency, 1e-9) / 1e9
+            c.networkGBps = a2aGBps
+            c.networkLatencyUs = latency * 1e6
+        }
+        // Local rates, measured on every rank at once (as in training, the ranks share the machine).
+        let b = 4096, d = 16
+        func lookupSeconds(rows: Int, pooling: Int, dim: Int) throws -> Double {
+            let spec = EmbeddingTableSpec(name: "t", rows: rows, dim: dim)
+            let col = try EmbeddingCollection.dense(prefix: "cal", specs: [spec], optimizer: .rowWiseAdagrad,
+                                                    initializer: .uniform(seed: 1, firstStream: 1, bound: { _ in 0.01 }))
+            var rng = SeededRandom(seed: 9)
+            let ids = (0..<b * pooling).map { _ in Int64(rng.nextBelow(rows)) }
+            let kjt = KeyedJaggedTensor(keys: ["t"], values: [ids], offsets: [(0...b).map { Int32($0 * pooling) }], weights: [[]])
+            let ws = col.makeWorkspace()
+            let out = AlignedBuffer<Float>(count: b * dim)
+            let grad = AlignedBuffer<Float>(Array(repeating: 0.001, count: b * dim))
+            let update = SparseUpdate(optimizer: .rowWiseAdagrad, learningRate: 0.01, weightDecay: 0)
+            return try median(comm, repeats: reps) {
+                try col.forward(kjt, deduped: nil, workspace: ws, output: MatrixView(base: out.pointer, rows: b, columns: dim), columnOffsets: [0],
+                                training: true, pool: pool)
+                try col.backward(workspace: ws, gradOutput: MatrixView(base: grad.pointer, rows: b, columns: dim), columnOffsets: [0], update: update, pool: pool)
+            }
+        }
+        let pooling = 8
+        let bytes = Double(b * pooling * d * 4)
+        // Bags of one 1-wide row: almost all per-bag cost.
+        let bag = try lookupSeconds(rows: 64, pooling: 1, dim: 1)
+        c.bagNs = bag / Double(b) * 1e9
+        let bagPart = Double(b) * bag / Double(b)
+        let dram = try lookupSeconds(rows: quick ? 1 << 20 : 1 << 22, pooling: pooling, dim: d)
+        let cache = try lookupSeconds(rows: 1024, pooling: pooling, dim: d)
+        c.lookupDRAMGBps = c.lookupPasses * bytes / max(dram - bagPart, 1e-9) / 1e9
+        c.lookupCacheGBps = c.lookupPasses * bytes / max(cache - bagPart, 1e-9) / 1e9
+        // MLP: forward + backward of a 512 → 256 → 128 stack at b = 1024 rows.
+        var rng: SeededRandom? = SeededRandom(seed: 3)
+        let mlp = MLP(sizes: [512, 256, 128], lastActivation: .relu, rng: &rng, name: "cal")
+        let rows = 1024
+        let x = AlignedBuffer<Float>(Array(repeating: 0.01, count: rows * 512)), y = AlignedBuffer<Float>(count: rows * 128)
+        let gy = AlignedBuffer<Float>(Array(repeating: 0.001, count: rows * 128))
+        let acts = mlp.makeActivations(maxBatch: rows)
+        let mlpSeconds = try median(comm, repeats: reps) {
+            try mlp.forward(MatrixView(base: x.pointer, rows: rows, columns: 512), into: MatrixView(base: y.pointer, rows: rows, columns: 128),
+                            activations: acts, pool: pool)
+            try mlp.backward(MatrixView(base: x.pointer, rows: rows, columns: 512), output: MatrixView(base: y.pointer, rows: rows, columns: 128),
+                             gradOutput: MatrixView(base: gy.pointer, rows: rows, columns: 128), gradInput: nil, activations: acts, pool: pool)
+        }
+        c.mlpGFlops = 6 * Double(rows * (512 * 256 + 256 * 128)) / mlpSeconds / 1e9
+        return Result(constants: c, ranks: n, backend: comm.backendDescription, allToAllGBps: a2aGBps, allToAllBytesPerPeer: per,
+                      latencyUs: latency * 1e6, allreduceGBps: arGBps, allreduceFloats: floats)
+    }
+}

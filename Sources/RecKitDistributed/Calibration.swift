@@ -3,6 +3,7 @@ import RecKitCore
 import RecKitEmbeddings
 import RecKitKernels
 import RecKitModels
+import RecKitTraining
 
 /// Measures the cost model's constants on this machine (`reckit bench comm`): the network between ranks (all-to-all
 /// bandwidth, message latency, allreduce) with the group's communicator, and one rank's local rates (embedding
@@ -106,20 +107,32 @@ public enum Calibration {
         let cache = try lookupSeconds(rows: 1024, pooling: pooling, dim: d)
         c.lookupDRAMGBps = c.lookupPasses * bytes / max(dram - bagPart, 1e-9) / 1e9
         c.lookupCacheGBps = c.lookupPasses * bytes / max(cache - bagPart, 1e-9) / 1e9
-        // MLP: forward + backward of a 512 → 256 → 128 stack at b = 1024 rows.
-        var rng: SeededRandom? = SeededRandom(seed: 3)
-        let mlp = MLP(sizes: [512, 256, 128], lastActivation: .relu, rng: &rng, name: "cal")
-        let rows = 1024
-        let x = AlignedBuffer<Float>(Array(repeating: 0.01, count: rows * 512)), y = AlignedBuffer<Float>(count: rows * 128)
-        let gy = AlignedBuffer<Float>(Array(repeating: 0.001, count: rows * 128))
-        let acts = mlp.makeActivations(maxBatch: rows)
-        let mlpSeconds = try median(comm, repeats: reps) {
-            try mlp.forward(MatrixView(base: x.pointer, rows: rows, columns: 512), into: MatrixView(base: y.pointer, rows: rows, columns: 128),
-                            activations: acts, pool: pool)
-            try mlp.backward(MatrixView(base: x.pointer, rows: rows, columns: 512), output: MatrixView(base: y.pointer, rows: rows, columns: 128),
-                             gradOutput: MatrixView(base: gy.pointer, rows: rows, columns: 128), gradInput: nil, activations: acts, pool: pool)
-        }
-        c.mlpGFlops = 6 * Double(rows * (512 * 256 + 256 * 128)) / mlpSeconds / 1e9
+        // The dense side of a whole step: a Criteo-shaped DLRM (13 dense, 26 one-hot features, the default MLPs) with
+        // 64-row tables, so lookups cost nothing, through a one-rank sharded model (its packing included), b = 1024.
+        var o = TrainOptions()
+        o.batchSize = 1024
+        let config = DLRMConfig(denseCount: 13, tableSizes: Array(repeating: 64, count: 26), embeddingDim: o.embeddingDim,
+                                bottomHidden: o.bottomHidden, topHidden: o.topHidden)
+        let rows = o.batchSize
+        var r = SeededRandom(seed: 5)
+        let batch = Batch(labels: (0..<rows).map { _ in Float(r.nextBelow(2)) }, dense: (0..<rows * 13).map { _ in r.nextUniform() },
+                          sparse: KeyedJaggedTensor(keys: config.sparse.map(\.name), oneHot: config.sparse.map { _ in (0..<rows).map { _ in Int64(r.nextBelow(64)) } }))
+        let threads = pool.threadCount, options = o
+        let stepSeconds = try InProcessGroup.run(size: 1) { one -> Double in
+            let d = DistributedTraining(comm: one)
+            let model = try d.makeModel(config, initialization: .random(seed: 1), sparseOptimizer: .rowWiseAdagrad)
+            let trainer = try Trainer(model: model, optimizer: DenseOptimizer(kind: options.denseOptimizer), options: options, pool: ThreadPool(threads: threads))
+            try d.attach(trainer)
+            for _ in 0..<3 { try trainer.step(batch, epoch: 0) }
+            var t: [Double] = []
+            for _ in 0..<reps { let t0 = now(); try trainer.step(batch, epoch: 0); t.append(now() - t0) }
+            return t.sorted()[t.count / 2]
+        }[0]
+        let all = try comm.allGather([Float(stepSeconds)])
+        let step = Double(all.max() ?? Float(stepSeconds))
+        let flops = DenseCost.of(try config.makeModel(initialization: .none, sparseOptimizer: nil, quantization: nil), vectors: 27, dim: o.embeddingDim)
+        let speedup = threads <= 1 ? 1 : 1 + Double(threads - 1) * c.threadEfficiency
+        c.mlpGFlops = flops.flopsPerSample * Double(rows) / step / speedup / 1e9
         return Result(constants: c, ranks: n, backend: comm.backendDescription, allToAllGBps: a2aGBps, allToAllBytesPerPeer: per,
                       latencyUs: latency * 1e6, allreduceGBps: arGBps, allreduceFloats: floats)
     }

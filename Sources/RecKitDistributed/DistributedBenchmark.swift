@@ -16,12 +16,16 @@ public enum DistributedBenchmark {
         public var allToAllMs: Double
         /// The dense-gradient allreduce and the loss reduction.
         public var allreduceMs: Double
-        /// Everything else: MLPs, interaction, loss, optimizer, batch slicing.
+        /// Everything else: MLPs, interaction, loss, optimizer, packing the exchanges' messages.
         public var denseMs: Double
+        /// Reading this rank's share of the next batch (loader, slicing), inside the step time.
+        public var loaderMs: Double
+        /// The dense optimizer (and clipping), inside `denseMs`.
+        public var optimizerMs: Double
         public var bytesSentPerStep: Double
         enum CodingKeys: String, CodingKey {
             case rank, stepMs = "step_ms", lookupMs = "lookup_ms", allToAllMs = "all_to_all_ms", allreduceMs = "allreduce_ms"
-            case denseMs = "dense_ms", bytesSentPerStep = "bytes_sent_per_step"
+            case denseMs = "dense_ms", bytesSentPerStep = "bytes_sent_per_step", loaderMs = "loader_ms", optimizerMs = "optimizer_ms"
         }
     }
 
@@ -56,9 +60,18 @@ public enum DistributedBenchmark {
         let before = (lookup: d.exchanges.reduce(0) { $0 + $1.lookupSeconds }, comm: d.exchanges.reduce(0) { $0 + $1.commSeconds },
                       ar: d.allreduceSeconds, bytes: d.exchanges.reduce(0) { $0 + $1.bytesSent })
         var rows = 0
+        var loading = 0.0
+        trainer.timesPhases = true
+        trainer.resetPhaseTimes()
         try d.comm.barrier()
         let t0 = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
-        for _ in 0..<steps { let b = try next(); try trainer.step(b, epoch: 0); rows += b.globalSize ?? b.size }
+        for _ in 0..<steps {
+            let l0 = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+            let b = try next()
+            loading += Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - l0
+            try trainer.step(b, epoch: 0)
+            rows += b.globalSize ?? b.size
+        }
         try d.comm.barrier()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - t0
         let s = Double(max(steps, 1))
@@ -66,12 +79,14 @@ public enum DistributedBenchmark {
         let a2a = (d.exchanges.reduce(0) { $0 + $1.commSeconds } - before.comm) / s
         let ar = (d.allreduceSeconds - before.ar) / s
         let bytes = Double(d.exchanges.reduce(0) { $0 + $1.bytesSent } - before.bytes) / s
-        let mine: [Float] = [Float(seconds / s), Float(lookup), Float(a2a), Float(ar), Float(bytes)]
+        let optimizer = (trainer.phaseSeconds[.denseUpdate] ?? 0) / s
+        let mine: [Float] = [Float(seconds / s), Float(lookup), Float(a2a), Float(ar), Float(bytes), Float(loading / s), Float(optimizer)]
         let all = try d.comm.allGather(mine)
         let per = (0..<d.comm.size).map { r -> RankTimes in
-            let v = Array(all[r * 5 ..< r * 5 + 5]).map(Double.init)
+            let v = Array(all[r * 7 ..< r * 7 + 7]).map(Double.init)
             return RankTimes(rank: r, stepMs: v[0] * 1000, lookupMs: v[1] * 1000, allToAllMs: v[2] * 1000, allreduceMs: v[3] * 1000,
-                             denseMs: max(0, v[0] - v[1] - v[2] - v[3]) * 1000, bytesSentPerStep: v[4])
+                             denseMs: max(0, v[0] - v[1] - v[2] - v[3] - v[5]) * 1000, loaderMs: v[5] * 1000,
+                             optimizerMs: v[6] * 1000, bytesSentPerStep: v[4])
         }
         return Result(ranks: d.comm.size, threadsPerRank: trainer.pool.threadCount, steps: steps, globalBatch: globalBatch,
                       samplesPerSecond: Double(rows) / seconds, stepMs: seconds / s * 1000, perRank: per)

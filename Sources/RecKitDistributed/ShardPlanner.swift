@@ -36,8 +36,11 @@ public struct CostConstants: Codable, Sendable, Equatable {
     public var networkGBps = 5.0
     /// Latency of one message between two ranks, µs.
     public var networkLatencyUs = 5.0
-    /// Dense GEMM rate of one rank's threads (MLPs), GFLOP/s.
+    /// Rate of one core on a whole dense step of a CTR model (MLPs, interaction, loss, the exchanges' packing),
+    /// per FLOP of its MLPs and interaction, GFLOP/s (calibrated on a Criteo-shaped DLRM step).
     public var mlpGFlops = 50.0
+    /// Speed-up of each thread after a rank's first (its pool's parallel efficiency): c cores run at 1 + (c − 1) × this.
+    public var threadEfficiency = 0.8
     /// Cost of one bag of one shard on its owner beyond its bytes (lengths, offsets, the kernel's per-bag work), ns.
     public var bagNs = 20.0
     /// Fixed cost of a step outside the model (batch slicing, loss and small reductions, the optimizer), µs.
@@ -47,16 +50,29 @@ public struct CostConstants: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Keys missing from a file keep their defaults (files from older runs of `bench comm` still load).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func v(_ k: CodingKeys, _ d: Double) throws -> Double { try c.decodeIfPresent(Double.self, forKey: k) ?? d }
+        let d = CostConstants()
+        lookupDRAMGBps = try v(.lookupDRAMGBps, d.lookupDRAMGBps); lookupCacheGBps = try v(.lookupCacheGBps, d.lookupCacheGBps)
+        cacheMiB = try v(.cacheMiB, d.cacheMiB); lookupPasses = try v(.lookupPasses, d.lookupPasses)
+        networkGBps = try v(.networkGBps, d.networkGBps); networkLatencyUs = try v(.networkLatencyUs, d.networkLatencyUs)
+        mlpGFlops = try v(.mlpGFlops, d.mlpGFlops); threadEfficiency = try v(.threadEfficiency, d.threadEfficiency)
+        bagNs = try v(.bagNs, d.bagNs); stepOverheadUs = try v(.stepOverheadUs, d.stepOverheadUs)
+        optimizerNsPerParameter = try v(.optimizerNsPerParameter, d.optimizerNsPerParameter)
+    }
+
     enum CodingKeys: String, CodingKey {
         case lookupDRAMGBps = "lookup_dram_gbps", lookupCacheGBps = "lookup_cache_gbps", cacheMiB = "cache_mib"
         case lookupPasses = "lookup_passes", networkGBps = "network_gbps", networkLatencyUs = "network_latency_us"
-        case mlpGFlops = "mlp_gflops", bagNs = "bag_ns", stepOverheadUs = "step_overhead_us", optimizerNsPerParameter = "optimizer_ns_per_parameter"
+        case mlpGFlops = "mlp_gflops", threadEfficiency = "thread_efficiency", bagNs = "bag_ns", stepOverheadUs = "step_overhead_us", optimizerNsPerParameter = "optimizer_ns_per_parameter"
     }
 
     /// Name → value, as the plan's `constants` object.
     public var dictionary: [String: Double] {
         ["lookup_dram_gbps": lookupDRAMGBps, "lookup_cache_gbps": lookupCacheGBps, "cache_mib": cacheMiB, "lookup_passes": lookupPasses,
-         "network_gbps": networkGBps, "network_latency_us": networkLatencyUs, "mlp_gflops": mlpGFlops, "bag_ns": bagNs, "step_overhead_us": stepOverheadUs,
+         "network_gbps": networkGBps, "network_latency_us": networkLatencyUs, "mlp_gflops": mlpGFlops, "thread_efficiency": threadEfficiency, "bag_ns": bagNs, "step_overhead_us": stepOverheadUs,
          "optimizer_ns_per_parameter": optimizerNsPerParameter]
     }
 }
@@ -109,6 +125,11 @@ public struct ShardPlanner: Sendable {
     public var optimizer: SparseOptimizerKind
     /// Column-wise shards are considered (off with row-wise Adagrad, whose per-row state they change).
     public var allowColumnWise: Bool
+    /// Cores each rank computes with (its threads, or its share of the host's cores when ranks outnumber them).
+    public var coresPerRank: Double = 1
+
+    /// How much faster than one core a rank runs.
+    var speedup: Double { coresPerRank <= 1 ? coresPerRank : 1 + (coresPerRank - 1) * constants.threadEfficiency }
 
     public init(tables: [TableStats], ranks: Int, memoryBytes: Int, batchSize: Int, dense: DenseCost, constants: CostConstants = CostConstants(),
                 optimizer: SparseOptimizerKind = .rowWiseAdagrad, allowColumnWise: Bool? = nil) {
@@ -125,10 +146,9 @@ public struct ShardPlanner: Sendable {
         var ranks: [Int]
         var memory: [Int]          // per entry of `ranks`
         var lookup: [Double]       // seconds
-        var sent: [Double]         // bytes
+        /// Bytes each rank of the group sends and receives for this table (all ranks, owners or not).
+        var sent: [Double]
         var received: [Double]
-        /// Bytes every rank (owners or not) sends or receives for this table, added to all ranks.
-        var everySent = 0.0, everyReceived = 0.0
     }
 
     /// Seconds per looked-up byte for table t.
@@ -140,7 +160,7 @@ public struct ShardPlanner: Sendable {
     /// The effect of putting table t's shards (kind, owners) on the group.
     func effect(_ t: TableStats, _ kind: ShardingKind, _ owners: [Int]) -> Effect {
         let n = Double(ranks), bigB = Double(batchSize), b = bigB / n, m = owners.count
-        var e = Effect(ranks: owners, memory: [], lookup: [], sent: [], received: [])
+        var e = Effect(ranks: owners, memory: [], lookup: [], sent: Array(repeating: 0, count: ranks), received: Array(repeating: 0, count: ranks))
         for j in 0..<m {
             let rowsJ: Int, widthJ: Int, share: Double
             switch kind {
@@ -149,16 +169,16 @@ public struct ShardPlanner: Sendable {
             case .columnWise: rowsJ = t.rows; widthJ = t.dim * (j + 1) / m - t.dim * j / m; share = 1
             }
             e.memory.append(bytes(rows: rowsJ, width: widthJ))
-            e.lookup.append(bigB * t.pooling * share * Double(widthJ) * 4 * secondsPerByte(t) + bigB * constants.bagNs * 1e-9)
-            // The owner receives ids from the other N − 1 ranks, sends them their pooled rows, and receives their gradients.
+            e.lookup.append((bigB * t.pooling * share * Double(widthJ) * 4 * secondsPerByte(t) + bigB * constants.bagNs * 1e-9) / speedup)
+            // Every other rank sends the owner its samples' ids (and lengths) and later their gradient rows, and
+            // receives their pooled rows; the owner does the opposite with each of them.
             let ids = b * (4 + 8 * t.pooling * share)
             let rows = b * Double(widthJ) * 4
-            e.sent.append((n - 1) * rows)
-            e.received.append((n - 1) * (ids + rows))
-            // Every rank (owner or not) sends ids and gradients to this owner unless it is the owner; as an
-            // average over ranks that is (N − 1)/N of it each — charged to all ranks evenly.
-            e.everySent += (n - 1) / n * (ids + rows)
-            e.everyReceived += (n - 1) / n * rows
+            let o = owners[j]
+            for q in 0..<ranks where q != o {
+                e.sent[q] += ids + rows; e.received[q] += rows
+                e.sent[o] += rows; e.received[o] += ids + rows
+            }
         }
         return e
     }
@@ -172,8 +192,8 @@ public struct ShardPlanner: Sendable {
         init(_ n: Int) { memory = Array(repeating: 0, count: n); lookup = Array(repeating: 0, count: n); sent = lookup; received = lookup }
 
         mutating func add(_ e: Effect) {
-            for (i, r) in e.ranks.enumerated() { memory[r] += e.memory[i]; lookup[r] += e.lookup[i]; sent[r] += e.sent[i]; received[r] += e.received[i] }
-            for r in sent.indices { sent[r] += e.everySent; received[r] += e.everyReceived }
+            for (i, r) in e.ranks.enumerated() { memory[r] += e.memory[i]; lookup[r] += e.lookup[i] }
+            for r in sent.indices { sent[r] += e.sent[r]; received[r] += e.received[r] }
         }
     }
 
@@ -191,8 +211,9 @@ public struct ShardPlanner: Sendable {
         for (i, r) in e.ranks.enumerated() { touched[r] = i }
         let c = constants
         for r in 0..<ranks {
-            var lookup = l.lookup[r], sent = l.sent[r] + e.everySent, received = l.received[r] + e.everyReceived, m = l.memory[r]
-            if let i = touched[r] { lookup += e.lookup[i]; sent += e.sent[i]; received += e.received[i]; m += e.memory[i] }
+            var lookup = l.lookup[r], m = l.memory[r]
+            let sent = l.sent[r] + e.sent[r], received = l.received[r] + e.received[r]
+            if let i = touched[r] { lookup += e.lookup[i]; m += e.memory[i] }
             let s = ranks > 1 ? lookup + 5 * Double(ranks - 1) * c.networkLatencyUs * 1e-6 + max(sent, received) / (c.networkGBps * 1e9) : lookup
             worst = max(worst, s); mem = max(mem, m)
         }
@@ -273,7 +294,7 @@ public struct ShardPlanner: Sendable {
         owners.count == 1 ? "rank \(owners[0])" : owners.count == ranks && owners == Array(0..<ranks) ? "all \(ranks) ranks" : "ranks \(owners.map(String.init).joined(separator: ","))"
     }
 
-    var denseSeconds: Double { dense.flopsPerSample * Double(batchSize) / Double(ranks) / (constants.mlpGFlops * 1e9) }
+    var denseSeconds: Double { dense.flopsPerSample * Double(batchSize) / Double(ranks) / (constants.mlpGFlops * 1e9 * speedup) }
     var allreduceSeconds: Double {
         guard ranks > 1 else { return 0 }
         let n = Double(ranks)

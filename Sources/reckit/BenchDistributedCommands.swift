@@ -104,8 +104,11 @@ enum DistributedTrainBench {
             do throws(DataError) { stats = try RowAccessStats.count(ds, maxRows: 200_000) } catch { throw CLIError(message: error.description, code: 65) }
             let (tables, dense) = try PlanInputs.make(ds, stats: stats, sampled: min(200_000, ds.manifest.rows), model: .dlrm, options: o,
                                                       ranks: d.worldSize, constants: constantsUsed)
-            let planner = ShardPlanner(tables: tables, ranks: d.worldSize, memoryBytes: .max, batchSize: batchSize, dense: dense, constants: constantsUsed,
+            var planner = ShardPlanner(tables: tables, ranks: d.worldSize, memoryBytes: .max, batchSize: batchSize, dense: dense, constants: constantsUsed,
                                        optimizer: o.sparseOptimizer)
+            // Each rank computes with its threads, or its share of the cores when the ranks outnumber them.
+            let local = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? d.worldSize
+            planner.coresPerRank = min(Double(threads), Double(ThreadPool.hardwareConcurrency) / Double(max(local, 1)))
             let est = planner.estimate(plan)
             let measuredBytes = r.perRank.map(\.bytesSentPerStep).max() ?? 0
             let out = Output(result: r, predicted: est, predictionError: abs(est.stepMs - r.stepMs) / r.stepMs, bytesSentPerStep: measuredBytes,
@@ -116,8 +119,8 @@ enum DistributedTrainBench {
                          r.ranks, r.threadsPerRank, r.samplesPerSecond, r.stepMs, est.stepMs, 100 * out.predictionError, measuredBytes,
                          out.predictedBytesSentPerStep))
             for p in r.perRank {
-                print(String(format: "  rank %d: step %.2f ms = lookups %.2f + all-to-all %.2f + allreduce %.2f + dense and the rest %.2f; sent %.0f B/step",
-                             p.rank, p.stepMs, p.lookupMs, p.allToAllMs, p.allreduceMs, p.denseMs, p.bytesSentPerStep))
+                print(String(format: "  rank %d: step %.2f ms = batch %.2f + lookups %.2f + all-to-all %.2f + allreduce %.2f + dense and the rest %.2f (optimizer %.2f); sent %.0f B/step",
+                             p.rank, p.stepMs, p.loaderMs, p.lookupMs, p.allToAllMs, p.allreduceMs, p.denseMs, p.optimizerMs, p.bytesSentPerStep))
             }
             print(String(format: "  model: lookups %@ ms, all-to-all %@ ms, dense %.2f, allreduce %.2f, overhead %.2f",
                          est.lookupMs.map { String(format: "%.2f", $0) }.joined(separator: "/"), est.allToAllMs.map { String(format: "%.2f", $0) }.joined(separator: "/"),

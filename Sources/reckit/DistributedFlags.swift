@@ -26,6 +26,15 @@ struct DistributedFlags: ParsableArguments {
     @Flag(name: .long, help: "Sum gradients in rank order (bit-reproducible at a given world size) instead of overlapping MPI's own allreduce.")
     var deterministic = false
 
+    /// CPUs this process may run on (its affinity mask, `Cpus_allowed` of /proc/self/status).
+    static func allowedCores() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return ThreadPool.hardwareConcurrency }
+        let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+        let n = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+        return n > 0 ? n : ThreadPool.hardwareConcurrency
+    }
+
     func loadPlan() throws -> ShardingPlan? {
         guard let plan else { return nil }
         guard let data = FileManager.default.contents(atPath: plan) else { throw CLIError(message: "--plan \(plan): cannot read the file", code: 66) }
@@ -53,8 +62,14 @@ struct DistributedFlags: ParsableArguments {
             }
             let local = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? comm.size
             let d = DistributedTraining(comm: comm, plan: plan, deterministic: deterministic)
+            let threads = max(1, requested ?? cores / max(local, 1))
+            // mpirun binds each rank to one core by default (np ≤ 2): more threads than that only take turns.
+            let allowed = Self.allowedCores()
+            if threads > allowed {
+                log.warning("rank \(comm.rank): \(threads) threads but this process may run on \(allowed) core(s) (mpirun binds ranks to cores); use `mpirun --bind-to none` or `--map-by slot:PE=\(threads)`")
+            }
             do {
-                try body(d, max(1, requested ?? cores / max(local, 1)))
+                try body(d, threads)
             } catch {
                 // Stop every rank now (MPI_Abort) rather than leave them waiting in a collective.
                 log.error("rank \(comm.rank): \(error)")

@@ -44,6 +44,9 @@ struct PlanShard: ParsableCommand {
     @Option(name: .customLong("sparse-optimizer"), help: "Sparse optimizer (its state counts toward memory; default rowwise_adagrad).")
     var sparseOptimizer: SparseOptimizerKind = .rowWiseAdagrad
 
+    @Option(name: .customLong("cores-per-rank"), help: "Cores each rank computes with (default 1).")
+    var coresPerRank = 1.0
+
     @Option(name: .customLong("sample-rows"), help: "Rows read for the statistics (default 1,000,000).")
     var sampleRows = 1_000_000
 
@@ -74,8 +77,9 @@ struct PlanShard: ParsableCommand {
         if let batchSize { o.batchSize = batchSize }
         let sampled = min(sampleRows, ds.manifest.rows)
         let (tables, dense) = try PlanInputs.make(ds, stats: stats, sampled: sampled, model: model, options: o, ranks: ranks, constants: c)
-        let planner = ShardPlanner(tables: tables, ranks: ranks, memoryBytes: Int(memoryGiB * 1_073_741_824), batchSize: o.batchSize, dense: dense,
+        var planner = ShardPlanner(tables: tables, ranks: ranks, memoryBytes: Int(memoryGiB * 1_073_741_824), batchSize: o.batchSize, dense: dense,
                                    constants: c, optimizer: sparseOptimizer)
+        planner.coresPerRank = coresPerRank
         let result: (plan: ShardingPlan, estimate: StepEstimate)
         do throws(DistributedError) { result = try planner.plan() } catch { throw CLIError(message: error.description, code: 65) }
         let seconds = Date().timeIntervalSince(t0)

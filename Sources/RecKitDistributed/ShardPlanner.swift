@@ -204,9 +204,11 @@ public struct ShardPlanner: Sendable {
         return l.lookup[r] + 5 * Double(ranks - 1) * c.networkLatencyUs * 1e-6 + max(l.sent[r], l.received[r]) / (c.networkGBps * 1e9)
     }
 
-    /// max_r embedding seconds if `e` were added to `l`.
-    func objective(_ l: Load, adding e: Effect) -> (seconds: Double, memory: Int) {
-        var worst = 0.0, mem = 0
+    /// The choice's score if `e` were added to `l`: the slowest rank's embedding seconds plus the mean rank's (the
+    /// mean keeps a greedy step from buying balance now with work every later table will pay for), and that
+    /// slowest rank's seconds and the most memory on a rank.
+    func objective(_ l: Load, adding e: Effect) -> (score: Double, seconds: Double, memory: Int) {
+        var worst = 0.0, mem = 0, total = 0.0
         var touched = [Int: Int]()
         for (i, r) in e.ranks.enumerated() { touched[r] = i }
         let c = constants
@@ -215,9 +217,9 @@ public struct ShardPlanner: Sendable {
             let sent = l.sent[r] + e.sent[r], received = l.received[r] + e.received[r]
             if let i = touched[r] { lookup += e.lookup[i]; m += e.memory[i] }
             let s = ranks > 1 ? lookup + 5 * Double(ranks - 1) * c.networkLatencyUs * 1e-6 + max(sent, received) / (c.networkGBps * 1e9) : lookup
-            worst = max(worst, s); mem = max(mem, m)
+            worst = max(worst, s); mem = max(mem, m); total += s
         }
-        return (worst, mem)
+        return (worst + total / Double(ranks), worst, mem)
     }
 
     /// The candidates for table t given the current load: table-wise on each rank, row-wise over all ranks, and
@@ -251,14 +253,14 @@ public struct ShardPlanner: Sendable {
         let fixed = denseSeconds + allreduceSeconds + overheadSeconds
         for ti in order {
             let t = tables[ti]
-            var scored: [(kind: ShardingKind, owners: [Int], seconds: Double, memory: Int, effect: Effect)] = []
+            var scored: [(kind: ShardingKind, owners: [Int], score: Double, seconds: Double, memory: Int, effect: Effect)] = []
             for (kind, owners) in candidates(t, load) {
                 let e = effect(t, kind, owners)
                 guard zip(e.ranks, e.memory).allSatisfy({ load.memory[$0] + $1 <= memoryBytes }) else { continue }
                 let o = objective(load, adding: e)
-                scored.append((kind, owners, o.seconds, o.memory, e))
+                scored.append((kind, owners, o.score, o.seconds, o.memory, e))
             }
-            scored.sort { ($0.seconds, $0.memory, $0.owners.count, $0.owners.first ?? 0) < ($1.seconds, $1.memory, $1.owners.count, $1.owners.first ?? 0) }
+            scored.sort { ($0.score, $0.memory, $0.owners.count, $0.owners.first ?? 0) < ($1.score, $1.memory, $1.owners.count, $1.owners.first ?? 0) }
             guard let best = scored.first else {
                 let whole = bytes(rows: t.rows, width: t.dim)
                 let split = t.sumPooling && ranks > 1 ? bytes(rows: (t.rows + ranks - 1) / ranks, width: t.dim) : whole
@@ -274,7 +276,7 @@ public struct ShardPlanner: Sendable {
             var reason = String(format: "%@ on %@: step %.3f ms", best.kind.rawValue, describe(best.owners), (best.seconds + fixed) * 1000)
             if let r = runner {
                 reason += String(format: "; runner-up %@ on %@: %.3f ms", r.kind.rawValue, describe(r.owners), (r.seconds + fixed) * 1000)
-                if r.seconds == best.seconds { reason += " (same time, more memory on its busiest rank)" }
+                if r.seconds <= best.seconds { reason += " (no faster on its busiest rank, but more work on the others)" }
             } else {
                 reason += "; no other placement fits the memory limit"
             }

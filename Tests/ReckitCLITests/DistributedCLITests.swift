@@ -122,3 +122,59 @@ struct DistributedCLITests {
         return nil
     }
 }
+
+/// `reckit plan shard`, `bench comm` and `bench train --distributed` through the CLI, without MPI (threads ranks).
+@Suite("reckit plan shard and the distributed benchmarks")
+struct PlanShardCLITests {
+    @Test("plan shard --json has the contract keys; the plan drives train --plan; an impossible limit names the table, bytes and limit")
+    func planShard() throws {
+        let (dir, data, env) = try DistributedCLITests.dataset("plan-shard")
+        let r = try CLIContractTests.run(["plan", "shard", "--dataset", data, "--ranks", "2", "--memory-gib", "1", "--json",
+                                          "--output", dir + "/plan.json"], env: env)
+        #expect(r.status == 0, "\(r.err)")
+        let j = try DistributedCLITests.json(r.out)
+        let tables = try #require(j["tables"] as? [[String: Any]])
+        #expect(tables.count == 5)
+        for t in tables {
+            for key in ["name", "sharding", "ranks", "bytes"] { #expect(t[key] != nil, "table misses \(key)") }
+            #expect(["table_wise", "row_wise", "column_wise"].contains(t["sharding"] as? String ?? ""))
+        }
+        let memory = try #require(j["rank_memory_bytes"] as? [Int])
+        #expect(memory.count == 2 && memory.reduce(0, +) == tables.reduce(0) { $0 + ($1["bytes"] as? Int ?? 0) })
+        #expect((j["estimated_step_ms"] as? Double ?? 0) > 0)
+        #expect((j["constants"] as? [String: Any])?["network_gbps"] != nil)
+        // The written plan trains (2 in-process ranks) and matches one process (deterministic sums).
+        let common = ["train", "--model", "dlrm", "--data", data, "--epochs", "1", "--batch-size", "256", "--patience", "0", "--json", "--threads", "1"]
+        let one = try CLIContractTests.run(common + ["--run-name", "one"], env: env)
+        let two = try CLIContractTests.run(common + ["--run-name", "two", "--distributed", "threads", "--ranks", "2", "--plan", dir + "/plan.json",
+                                                     "--deterministic"], env: env)
+        #expect(one.status == 0 && two.status == 0, "\(one.err)\n\(two.err)")
+        let l1 = try #require(try DistributedCLITests.json(one.out)["final_loss"] as? Double)
+        let l2 = try #require(try DistributedCLITests.json(two.out)["final_loss"] as? Double)
+        #expect(abs(l1 - l2) <= 1e-6 * l1, "\(l1) vs \(l2)")
+        // 1 KiB per rank cannot hold the 1000-row table (68 KB with its row state).
+        let tiny = try CLIContractTests.run(["plan", "shard", "--dataset", data, "--ranks", "2", "--memory-gib", "0.000001"], env: env)
+        #expect(tiny.status == 65)
+        #expect(tiny.err.contains("table C4") && tiny.err.contains("1073 bytes per rank") && tiny.err.contains("short by"), "\(tiny.err)")
+        // A plan for another world size is refused by train.
+        let wrong = try CLIContractTests.run(common + ["--run-name", "wrong", "--distributed", "threads", "--ranks", "3", "--plan", dir + "/plan.json"], env: env)
+        #expect(wrong.status != 0 && wrong.err.contains("the plan is for 2 ranks"), "\(wrong.err)")
+    }
+
+    @Test("bench comm and bench train --distributed (threads) print their JSON keys")
+    func benches() throws {
+        let (_, data, env) = try DistributedCLITests.dataset("bench-dist")
+        let c = try CLIContractTests.run(["bench", "comm", "--distributed", "threads", "--ranks", "2", "--quick", "--json"], env: env)
+        #expect(c.status == 0, "\(c.err)")
+        let cj = try DistributedCLITests.json(c.out)
+        for key in ["constants", "all_to_all_gbps", "latency_us", "allreduce_gbps", "ranks", "machine"] { #expect(cj[key] != nil, "bench comm misses \(key)") }
+        let t = try CLIContractTests.run(["bench", "train", "--data", data, "--distributed", "threads", "--ranks", "2", "--steps", "3",
+                                          "--batch-size", "256", "--json"], env: env)
+        #expect(t.status == 0, "\(t.err)")
+        let tj = try DistributedCLITests.json(t.out)
+        for key in ["samples_per_s", "step_ms", "per_rank", "predicted", "prediction_error", "bytes_sent_per_step", "predicted_bytes_sent_per_step", "machine"] {
+            #expect(tj[key] != nil, "bench train --distributed misses \(key)")
+        }
+        #expect((tj["per_rank"] as? [[String: Any]])?.count == 2)
+    }
+}

@@ -13,10 +13,10 @@ struct DistributedCLITests {
     /// mpirun may run as root in CI containers and must oversubscribe the 2 cores at np 4.
     static let env = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_rmaps_base_oversubscribe": "1"]
 
-    static func mpi(_ np: Int, _ args: [String], env extra: [String: String]) throws -> (status: Int32, out: String, err: String) {
+    static func mpi(_ np: Int, _ args: [String], env extra: [String: String], launcher: [String] = []) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun!)
-        p.arguments = ["-np", String(np), CLIContractTests.binary.path] + args
+        p.arguments = launcher + ["-np", String(np), CLIContractTests.binary.path] + args
         var e = ProcessInfo.processInfo.environment
         for (k, v) in env.merging(extra, uniquingKeysWith: { $1 }) { e[k] = v }
         p.environment = e
@@ -41,15 +41,17 @@ struct DistributedCLITests {
         return (dir, dir + "/d", env)
     }
 
-    @Test("np 2 and np 4 (--deterministic) give one process's final loss and validation AUC; the np 2 checkpoint resumes at np 1 and evaluates")
+    @Test("np 2, np 4 and np 2 over TCP (--deterministic) give one process's final loss and validation AUC; the np 2 checkpoint resumes at np 1 and evaluates")
     func matchesSingleProcess() throws {
         let (dir, data, env) = try Self.dataset("mpi-train")
         let common = ["train", "--model", "dlrm", "--data", data, "--epochs", "1", "--batch-size", "256", "--patience", "0", "--json"]
         let single = try CLIContractTests.run(common + ["--run-name", "single", "--threads", "1"], env: env)
         #expect(single.status == 0, "\(single.err)")
         let s = try Self.json(single.out)
-        for np in [2, 4] {
-            let r = try Self.mpi(np, common + ["--run-name", "np\(np)", "--distributed", "mpi", "--deterministic"], env: env)
+        // The third run uses TCP over loopback instead of shared memory: the transport a hostfile's hosts use.
+        for (np, launcher) in [(2, [String]()), (4, []), (2, ["--mca", "btl", "tcp,self"])] {
+            let r = try Self.mpi(np, common + ["--run-name", "np\(np)\(launcher.isEmpty ? "" : "-tcp")", "--distributed", "mpi", "--deterministic"],
+                                 env: env, launcher: launcher)
             #expect(r.status == 0, "np \(np): \(r.err.suffix(2000))")
             #expect(r.err.contains("Open MPI") && r.err.contains("of \(np)"), "the log names the backend and world size")
             let j = try Self.json(r.out)      // only rank 0 prints

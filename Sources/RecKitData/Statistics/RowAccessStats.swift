@@ -45,7 +45,12 @@ public struct RowAccessStats: Sendable, Equatable {
     /// `maxRows` counts only the first rows (a sample, for planners that need rates rather than totals).
     public static func count(_ dataset: ShardDataset, maxRows: Int? = nil, progress: ((Int) -> Void)? = nil) throws(DataError) -> RowAccessStats {
         let features = dataset.schema.sparse
-        var dense: [[UInt32]] = features.map { $0.cardinality <= denseLimit ? [UInt32](repeating: 0, count: $0.cardinality) : [] }
+        // A dense count per row, unless the rows read cannot touch more than a small part of the table (a sample):
+        // then a hash map of the ids seen (1,000 tables of millions of rows would otherwise allocate gigabytes).
+        let sampleIds = maxRows.map { $0 * 64 } ?? Int.max
+        var dense: [[UInt32]] = features.map {
+            $0.cardinality <= denseLimit && $0.cardinality <= max(sampleIds, 1 << 16) ? [UInt32](repeating: 0, count: $0.cardinality) : []
+        }
         var sparse: [[Int64: UInt32]] = features.map { _ in [:] }
         var lookups = [Int](repeating: 0, count: features.count)
         var lo = LoaderOptions(batchSize: 8192)

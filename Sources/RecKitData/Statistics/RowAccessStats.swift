@@ -47,7 +47,7 @@ public struct RowAccessStats: Sendable, Equatable {
         let features = dataset.schema.sparse
         // A dense count per row, unless the rows read cannot touch more than a small part of the table (a sample):
         // then a hash map of the ids seen (1,000 tables of millions of rows would otherwise allocate gigabytes).
-        let sampleIds = maxRows.map { $0 * 64 } ?? Int.max
+        let sampleIds = maxRows.map { min($0, dataset.manifest.rows) * 64 } ?? Int.max
         var dense: [[UInt32]] = features.map {
             $0.cardinality <= denseLimit && $0.cardinality <= max(sampleIds, 1 << 16) ? [UInt32](repeating: 0, count: $0.cardinality) : []
         }

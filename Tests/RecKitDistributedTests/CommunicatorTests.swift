@@ -64,4 +64,28 @@ struct CommunicatorTests {
                                             || ProcessInfo.processInfo.environment["PMIX_RANK"] != nil
                                             || ProcessInfo.processInfo.environment["PMI_RANK"] != nil))
     }
+
+    /// The clang that ships with the Swift toolchain (it compiles the C targets).
+    static let clang: String? = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        return path.split(separator: ":").map { "\($0)/clang" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    @Test("CMPI compiles without MPI's headers (fallbacks that report why), as well as with them",
+          .enabled(if: clang != nil, "no clang on PATH"))
+    func shimWithoutMPI() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for define in ["-DRECKIT_WITHOUT_MPI", "-DRECKIT_WITH_WHATEVER_MPI_IS_INSTALLED"] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.clang!)
+            p.arguments = ["-fsyntax-only", "-Wall", "-Wextra", "-Werror", define, "-I", root.appendingPathComponent("Sources/CMPI/include").path,
+                           root.appendingPathComponent("Sources/CMPI/mpi_shim.c").path]
+            let err = Pipe()
+            p.standardError = err
+            try p.run()
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(define): \(message)")
+        }
+    }
 }

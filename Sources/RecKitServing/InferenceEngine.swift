@@ -57,6 +57,8 @@ public final class InferenceEngine: @unchecked Sendable {
     /// Batches executed and rows scored so far.
     public var batchesRun: Int { pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }; return counters.batches }
     public var rowsScored: Int { pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }; return counters.rows }
+    /// Requests accepted into the queue so far (scored or not).
+    public var requestsAccepted: Int { pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }; return nextID }
 
     public init(model: ServedModel, options: Options, onBatch: (@Sendable (BatchEvent) -> Void)? = nil) {
         self.options = options

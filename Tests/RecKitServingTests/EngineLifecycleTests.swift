@@ -50,7 +50,11 @@ struct EngineLifecycleTests {
             for _ in 0..<5 { g.addTask { if case .success = await engine.score(input, model: model) { return true } else { return false } } }
             return await g.reduce(into: []) { $0.append($1) }
         }
-        try await Task.sleep(nanoseconds: 50_000_000)
+        // Shut down once all five are queued (a fixed sleep lost the race on a loaded machine: requests not yet
+        // submitted are refused, correctly, and the test then failed).
+        let deadline = Date().addingTimeInterval(20)
+        while engine.requestsAccepted < 5, Date() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
+        #expect(engine.requestsAccepted == 5)
         await withCheckedContinuation { c in DispatchQueue.global().async { engine.shutdown(); c.resume() } }
         let done = await results
         #expect(done.count == 5 && done.allSatisfy { $0 }, "queued requests must be scored, not dropped")

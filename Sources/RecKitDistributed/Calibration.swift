@@ -102,11 +102,10 @@ public enum Calibration {
         // Bags of one 1-wide row: almost all per-bag cost.
         let bag = try lookupSeconds(rows: 64, pooling: 1, dim: 1)
         c.bagNs = bag / Double(b) * 1e9
-        let bagPart = Double(b) * bag / Double(b)
         let dram = try lookupSeconds(rows: quick ? 1 << 20 : 1 << 22, pooling: pooling, dim: d)
         let cache = try lookupSeconds(rows: 1024, pooling: pooling, dim: d)
-        c.lookupDRAMGBps = c.lookupPasses * bytes / max(dram - bagPart, 1e-9) / 1e9
-        c.lookupCacheGBps = c.lookupPasses * bytes / max(cache - bagPart, 1e-9) / 1e9
+        c.lookupDRAMGBps = c.lookupPasses * bytes / max(dram - bag, 1e-9) / 1e9
+        c.lookupCacheGBps = c.lookupPasses * bytes / max(cache - bag, 1e-9) / 1e9
         // The dense side of a whole step: a Criteo-shaped DLRM (13 dense, 26 one-hot features, the default MLPs) with
         // 64-row tables, so lookups cost nothing, through a one-rank sharded model (its packing included), b = 1024.
         var o = TrainOptions()

@@ -79,12 +79,7 @@ enum DistributedTrainBench {
                     log: Logger) throws {
         let ds: ShardDataset
         do throws(DataError) { ds = try ShardDataset(directory: data) } catch { throw CLIError(message: error.description, code: 65) }
-        var c = CostConstants()
-        if let constants {
-            guard let bytes = FileManager.default.contents(atPath: constants) else { throw CLIError(message: "--constants \(constants): cannot read", code: 66) }
-            do { c = try JSONDecoder().decode(CostConstants.self, from: bytes) } catch { throw CLIError(message: "--constants \(constants): \(error)", code: 65) }
-        }
-        let given = try distribution.loadPlan(), constantsUsed = c
+        let given = try distribution.loadPlan(), constantsUsed = try PlanInputs.constants(constants)
         try distribution.run(threads: threads, log: log) { d, threads in
             guard let d else { return }
             var o = TrainOptions()

@@ -66,11 +66,7 @@ struct PlanShard: ParsableCommand {
             ds = try ShardDataset(directory: dataset)
             stats = try RowAccessStats.count(ds, maxRows: sampleRows)
         } catch { throw CLIError(message: error.description, code: 65) }
-        var c = CostConstants()
-        if let constants {
-            guard let data = FileManager.default.contents(atPath: constants) else { throw CLIError(message: "--constants \(constants): cannot read", code: 66) }
-            do { c = try JSONDecoder().decode(CostConstants.self, from: data) } catch { throw CLIError(message: "--constants \(constants): \(error)", code: 65) }
-        }
+        var c = try PlanInputs.constants(constants)
         if let bandwidthGBps { c.networkGBps = bandwidthGBps }
         var o = TrainOptions.recipe(rows: ds.manifest.rows)
         o.embeddingDim = dim
@@ -143,6 +139,13 @@ extension String {
 
 /// What the planner needs from a dataset and a model: per-table statistics and the dense cost.
 enum PlanInputs {
+    /// The cost model's constants from `--constants FILE` (`bench comm --output`), or the defaults.
+    static func constants(_ path: String?) throws -> CostConstants {
+        guard let path else { return CostConstants() }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(message: "--constants \(path): cannot read", code: 66) }
+        do { return try JSONDecoder().decode(CostConstants.self, from: data) } catch { throw CLIError(message: "--constants \(path): \(error)", code: 65) }
+    }
+
     static func make(_ ds: ShardDataset, stats: RowAccessStats, sampled: Int, model: ModelKind, options o: TrainOptions, ranks: Int,
                      constants c: CostConstants) throws -> (tables: [TableStats], dense: DenseCost) {
         // Dense cost from the model itself, built with one-row tables (only its dense layers matter here).

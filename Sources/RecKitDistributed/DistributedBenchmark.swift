@@ -57,8 +57,7 @@ public enum DistributedBenchmark {
         }
         var globalBatch = 0
         for _ in 0..<warmup { let b = try next(); try trainer.step(b, epoch: 0); globalBatch = b.globalSize ?? b.size }
-        let before = (lookup: d.exchanges.reduce(0) { $0 + $1.lookupSeconds }, comm: d.exchanges.reduce(0) { $0 + $1.commSeconds },
-                      ar: d.allreduceSeconds, bytes: d.exchanges.reduce(0) { $0 + $1.bytesSent })
+        let before = (lookup: d.lookupSeconds, comm: d.allToAllSeconds, ar: d.allreduceSeconds, bytes: d.bytesSent)
         var rows = 0
         var loading = 0.0
         trainer.timesPhases = true
@@ -75,10 +74,10 @@ public enum DistributedBenchmark {
         try d.comm.barrier()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - t0
         let s = Double(max(steps, 1))
-        let lookup = (d.exchanges.reduce(0) { $0 + $1.lookupSeconds } - before.lookup) / s
-        let a2a = (d.exchanges.reduce(0) { $0 + $1.commSeconds } - before.comm) / s
+        let lookup = (d.lookupSeconds - before.lookup) / s
+        let a2a = (d.allToAllSeconds - before.comm) / s
         let ar = (d.allreduceSeconds - before.ar) / s
-        let bytes = Double(d.exchanges.reduce(0) { $0 + $1.bytesSent } - before.bytes) / s
+        let bytes = Double(d.bytesSent - before.bytes) / s
         let optimizer = (trainer.phaseSeconds[.denseUpdate] ?? 0) / s
         let mine: [Float] = [Float(seconds / s), Float(lookup), Float(a2a), Float(ar), Float(bytes), Float(loading / s), Float(optimizer)]
         let all = try d.comm.allGather(mine)

@@ -26,7 +26,6 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
     public internal(set) var exchanges: [ShardedEmbeddings] = []
     /// Seconds spent in the dense-gradient allreduce (waiting included) and the loss/score reductions.
     public private(set) var allreduceSeconds = 0.0
-    public private(set) var allreduceBytes = 0
     var gradients = AlignedBuffer<Float>(count: 0)
     var pendingRequest: Int64?
     var gathered: [AlignedBuffer<Float>] = []
@@ -98,17 +97,12 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                 guard let w = tensors[base + ".weight"], w.elementCount == spec.rows * spec.dim else {
                     throw .options("resume: \(base).weight missing or not \(spec.rows) × \(spec.dim)")
                 }
-                let d = spec.dim, cw = s.columns.count
-                for (lr, r) in s.rows.enumerated() {
-                    (storage.weights.pointer + lr * cw).update(from: w.floats.baseAddress! + r * d + s.columns.lowerBound, count: cw)
-                }
+                s.copy(whole: w.floats.baseAddress!, dim: spec.dim, shard: storage.weights.pointer, toShard: true)
                 guard storage.state.count > 0, let st = tensors[base + ".adagrad_sum"] else { continue }
                 if st.elementCount == spec.rows {           // row-wise Adagrad: one value per row
                     storage.state.pointer.update(from: st.floats.baseAddress! + s.rows.lowerBound, count: s.rows.count)
                 } else {                                     // Adagrad: one per element
-                    for (lr, r) in s.rows.enumerated() {
-                        (storage.state.pointer + lr * cw).update(from: st.floats.baseAddress! + r * d + s.columns.lowerBound, count: cw)
-                    }
+                    s.copy(whole: st.floats.baseAddress!, dim: spec.dim, shard: storage.state.pointer, toShard: true)
                 }
             }
         }
@@ -120,7 +114,8 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
         return try body()
     }
 
-    func comm<T>(_ body: () throws(CommError) -> T) throws(TrainingError) -> T {
+    /// Runs a collective, reporting its failure as a training error.
+    func collective<T>(_ body: () throws(CommError) -> T) throws(TrainingError) -> T {
         do throws(CommError) { return try body() } catch { throw .options(error.description) }
     }
 
@@ -131,13 +126,12 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
             try timed { () throws(TrainingError) in
                 var o = 0
                 for p in params { (gradients.pointer + o).update(from: p.grad.pointer, count: p.grad.count); o += p.grad.count }
-                allreduceBytes += o * 4
                 let buffer = UnsafeMutableBufferPointer(start: gradients.pointer, count: o)
                 if !deterministic, let mpi = comm as? MPICommunicator {
-                    pendingRequest = try self.comm { () throws(CommError) in try mpi.startAllreduce(buffer) }
+                    pendingRequest = try collective { () throws(CommError) in try mpi.startAllreduce(buffer) }
                     return
                 }
-                try self.comm { () throws(CommError) in try comm.allreduceSum(buffer, ordered: deterministic) }
+                try collective { () throws(CommError) in try comm.allreduceSum(buffer, ordered: deterministic) }
                 unpack(params)
             }
         }
@@ -145,16 +139,16 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
             guard let request = pendingRequest, let mpi = comm as? MPICommunicator else { return }
             pendingRequest = nil
             try timed { () throws(TrainingError) in
-                try self.comm { () throws(CommError) in try mpi.wait(request) }
+                try collective { () throws(CommError) in try mpi.wait(request) }
                 unpack(params)
             }
         }
         trainer.reduceLoss = { [self] local throws(TrainingError) in
-            try timed { () throws(TrainingError) in try self.comm { () throws(CommError) in try comm.sum(local) } }
+            try timed { () throws(TrainingError) in try collective { () throws(CommError) in try comm.sum(local) } }
         }
         trainer.gatherScores = { [self] z, y throws(TrainingError) in
             try timed { () throws(TrainingError) in
-                try self.comm { () throws(CommError) in (try comm.allGather(z), try comm.allGather(y)) }
+                try collective { () throws(CommError) in (try comm.allGather(z), try comm.allGather(y)) }
             }
         }
     }
@@ -168,11 +162,11 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
 
     public func abort(_ error: any Error) { comm.abort(code: 1, reason: "\(error)") }
 
-    /// Bytes this rank sent per training step in the all-to-alls so far (ids, pooled rows, their gradients).
-    public var embeddingBytesPerStep: Double {
-        let steps = exchanges.map(\.steps).max() ?? 0
-        return steps == 0 ? 0 : Double(exchanges.reduce(0) { $0 + $1.bytesSent }) / Double(steps)
-    }
+    /// Totals over the exchanges (every embedding collection) since they were made: seconds in local lookups and
+    /// updates, seconds in all-to-alls, bytes sent to other ranks.
+    public var lookupSeconds: Double { exchanges.reduce(0) { $0 + $1.lookupSeconds } }
+    public var allToAllSeconds: Double { exchanges.reduce(0) { $0 + $1.commSeconds } }
+    public var bytesSent: Int { exchanges.reduce(0) { $0 + $1.bytesSent } }
 
     public func gatherTables(_ model: any CTRModel) throws(TrainingError) -> [StateTensor]? {
         try gatherTables(optimizer: model.sparseOptimizer)
@@ -202,7 +196,7 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                 var sendCounts = [Int](repeating: 0, count: n)
                 sendCounts[root] = mine.count * 4
                 var recv = [Float](repeating: 0, count: recvCounts.reduce(0, +) / 4)
-                try self.comm { () throws(CommError) in
+                try collective { () throws(CommError) in
                     try mine.withUnsafeBytes { s in
                         recv.withUnsafeMutableBytes { r in
                             typed { () throws(CommError) in
@@ -222,8 +216,8 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                 recv.withUnsafeBufferPointer { r in
                     for i in shardIdx {
                         let s = e.shards[i], cw = s.columns.count
-                        let src = r.baseAddress! + cursor[s.rank]
-                        for (lr, row) in s.rows.enumerated() { (weight.pointer + row * d + s.columns.lowerBound).update(from: src + lr * cw, count: cw) }
+                        let src = UnsafeMutablePointer(mutating: r.baseAddress! + cursor[s.rank])
+                        s.copy(whole: weight.pointer, dim: d, shard: src, toShard: false)
                         let st = src + s.rows.count * cw
                         switch optimizer {
                         case .rowWiseAdagrad?:
@@ -231,7 +225,7 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                             let share = Float(cw) / Float(d)
                             for (lr, row) in s.rows.enumerated() { state.pointer[row] += s.kind == .columnWise ? share * st[lr] : st[lr] }
                         case .adagrad?:
-                            for (lr, row) in s.rows.enumerated() { (state.pointer + row * d + s.columns.lowerBound).update(from: st + lr * cw, count: cw) }
+                            s.copy(whole: state.pointer, dim: d, shard: st, toShard: false)
                         case .sgd?, nil: break
                         }
                         cursor[s.rank] += s.rows.count * cw + stateCount(s)

@@ -108,31 +108,23 @@ public final class InProcessCommunicator: Communicator, @unchecked Sendable {
         try group.meet(rank)
     }
 
-    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, ordered: Bool) throws(CommError) {
+    /// Every rank's buffer summed in rank order (always ordered: threads share memory, so there is no cheaper tree).
+    func orderedSum<T: BinaryFloatingPoint>(_ buffer: UnsafeMutableBufferPointer<T>) throws(CommError) {
         guard size > 1, let base = buffer.baseAddress else { return }
         let n = buffer.count
-        var sum = [Float](repeating: 0, count: n)
+        var sum = [T](repeating: 0, count: n)
         try collective(UnsafeRawPointer(base), count: n) { slots in
             for r in 0..<size {
-                let p = slots[r].send!.assumingMemoryBound(to: Float.self)
+                let p = slots[r].send!.assumingMemoryBound(to: T.self)
                 if r == 0 { for i in 0..<n { sum[i] = p[i] } } else { for i in 0..<n { sum[i] += p[i] } }
             }
         }
         for i in 0..<n { base[i] = sum[i] }
     }
 
-    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws(CommError) {
-        guard size > 1, let base = buffer.baseAddress else { return }
-        let n = buffer.count
-        var sum = [Double](repeating: 0, count: n)
-        try collective(UnsafeRawPointer(base), count: n) { slots in
-            for r in 0..<size {
-                let p = slots[r].send!.assumingMemoryBound(to: Double.self)
-                if r == 0 { for i in 0..<n { sum[i] = p[i] } } else { for i in 0..<n { sum[i] += p[i] } }
-            }
-        }
-        for i in 0..<n { base[i] = sum[i] }
-    }
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, ordered: Bool) throws(CommError) { try orderedSum(buffer) }
+
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws(CommError) { try orderedSum(buffer) }
 
     public func allToAll(send: UnsafeRawBufferPointer, sendCounts: [Int], sendOffsets: [Int],
                          recv: UnsafeMutableRawBufferPointer, recvCounts: [Int], recvOffsets: [Int]) throws(CommError) {

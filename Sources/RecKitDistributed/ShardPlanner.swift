@@ -234,11 +234,6 @@ public struct ShardPlanner: Sendable {
         return out
     }
 
-    public struct Choice: Sendable {
-        public var placement: TablePlacement
-        public var runnerUp: (kind: ShardingKind, ranks: [Int], stepMs: Double)?
-    }
-
     /// The plan, or a refusal naming the table that does not fit, its bytes and the limit.
     public func plan() throws(DistributedError) -> (plan: ShardingPlan, estimate: StepEstimate) {
         var load = Load(ranks)

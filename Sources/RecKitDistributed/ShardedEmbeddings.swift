@@ -216,8 +216,7 @@ public final class ShardedEmbeddings: EmbeddingExchange, @unchecked Sendable {
                 cursor[s.rank] += 16 + Self.align8(4 * b) + 8 * shardIds[i] + (weighted ? Self.align8(4 * shardIds[i]) : 0)
             }
         }
-        // Batch sizes travel with the counts: one extra Int per peer would cost a collective; the ids' byte counts
-        // determine them (each shard block holds b lengths), but a rank with no ids still needs b, so gather it.
+        // Every rank's batch size: owners need each sender's b to read its blocks and to place its samples.
         let bs: [Int]
         do throws(CommError) { bs = try comm.allGather(b) } catch { throw .storage(table: prefix, "sharded lookup: \(error)") }
         batchSizes = bs
@@ -246,7 +245,7 @@ public final class ShardedEmbeddings: EmbeddingExchange, @unchecked Sendable {
                     }
                     perShard.append(parts)
                 }
-                for (li, i) in localShards.enumerated() {
+                for li in localShards.indices {
                     let parts = perShard[li]
                     let anyWeighted = parts.contains { $0.weights != nil && $0.count > 0 }
                     var v: [Int64] = [], o: [Int32] = [0], w: [Float] = []
@@ -261,7 +260,6 @@ public final class ShardedEmbeddings: EmbeddingExchange, @unchecked Sendable {
                         for bag in 0..<bs[q] { last += part.lengths[bag]; o.append(last) }
                     }
                     keys.append(local.specs[li].feature); values.append(v); offs.append(o); wts.append(w)
-                    _ = i
                 }
             }
             if pooled.count < bigB * localWidth { pooled = AlignedBuffer(count: bigB * localWidth * 3 / 2) }

@@ -113,6 +113,18 @@ public struct Shard: Sendable, Equatable {
     public var kind: ShardingKind
 }
 
+extension Shard {
+    /// Copies between the shard (row-major, `columns.count` wide) and its place in the whole table (row-major,
+    /// `dim` wide), row by row: `toShard` from `whole` into `shard`, else back.
+    func copy(whole: UnsafeMutablePointer<Float>, dim d: Int, shard: UnsafeMutablePointer<Float>, toShard: Bool) {
+        let w = columns.count
+        for (lr, r) in rows.enumerated() {
+            let g = whole + r * d + columns.lowerBound, l = shard + lr * w
+            if toShard { l.update(from: g, count: w) } else { g.update(from: l, count: w) }
+        }
+    }
+}
+
 extension ShardingPlan {
     /// Every shard of `specs` in table order, then shard order (tables the plan does not name: `fallback`'s place).
     public func shards(of specs: [EmbeddingTableSpec], fallback: ShardingPlan) -> [Shard] {
@@ -136,13 +148,11 @@ extension ShardingPlan {
 /// gathered. Each names the table, rank or file.
 public enum DistributedError: Error, Sendable, CustomStringConvertible {
     case plan(String)
-    case comm(CommError)
     case checkpoint(String)
 
     public var description: String {
         switch self {
         case .plan(let s): return "sharding plan: \(s)"
-        case .comm(let e): return e.description
         case .checkpoint(let s): return "distributed checkpoint: \(s)"
         }
     }

@@ -34,6 +34,11 @@ public enum Evaluation {
     public static func metrics(_ model: any CTRModel, _ source: any BatchSource, workspace: ModelWorkspace? = nil,
                                pool: ThreadPool) throws(TrainingError) -> BinaryMetrics {
         let (z, y) = try logits(model, source, workspace: workspace, pool: pool)
+        return try metrics(logits: z, labels: y)
+    }
+
+    /// The metrics of scores already computed; refuses data without labels.
+    public static func metrics(logits z: [Float], labels y: [Float]) throws(TrainingError) -> BinaryMetrics {
         guard y.count == z.count else { throw .options("the data has no labels to evaluate against (use `reckit predict`)") }
         return BinaryMetrics.compute(logits: z, labels: y)
     }

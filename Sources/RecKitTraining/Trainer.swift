@@ -143,8 +143,7 @@ public final class Trainer {
     public func evaluate(_ source: any BatchSource) throws(TrainingError) -> BinaryMetrics {
         try phase(.evaluate) { () throws(TrainingError) -> BinaryMetrics in
             let (z, y) = try scores(source)
-            guard y.count == z.count else { throw .options("the data has no labels to evaluate against (use `reckit predict`)") }
-            return BinaryMetrics.compute(logits: z, labels: y)
+            return try Evaluation.metrics(logits: z, labels: y)
         }
     }
 

@@ -160,9 +160,10 @@ enum PlanInputs {
         let dense = DenseCost.of(shape, vectors: ds.schema.sparse.count + 1, dim: o.embeddingDim)
         // Per table: the hottest rows that fit this table's share of a rank's cache.
         let perTableCache = c.cacheMiB * 1_048_576 * Double(ranks) / Double(max(tableDims.count, 1))
+        let byName = Dictionary(stats.tables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var tables: [TableStats] = []
         for (name, d) in tableDims {
-            guard let s = stats.tables.first(where: { $0.name == name }) else { continue }
+            guard let s = byName[name] else { continue }
             let hot = s.lookups == 0 ? 0 : Double(s.lookups(ofHottest: Int(perTableCache / Double(d * 4)))) / Double(s.lookups)
             let pooling = sampled == 0 ? 1 : Double(s.lookups) / Double(sampled)
             // FM's first-order (dim 1) and factor tables share a name: plan them as one table of both widths.

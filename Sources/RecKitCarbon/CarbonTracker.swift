@@ -156,7 +156,15 @@ public final class CarbonTracker: @unchecked Sendable {
     }
 
     public func finish(samples: Int? = nil, writeLedger: Bool = true) throws -> RunRecord {
-        let m = try meter.end()
+        try record(try meter.end(), samples: samples, writeLedger: writeLedger)
+    }
+
+    /// Ends this process's measurement without recording it: a distributed run gathers its ranks' measurements
+    /// and records their `EnergyMeasurement.combined` on one rank.
+    public func measure() throws(EnergyError) -> EnergyMeasurement { try meter.end() }
+
+    /// Records a measurement (this process's, or several processes' combined) and appends it to the ledger.
+    public func record(_ m: EnergyMeasurement, samples: Int? = nil, writeLedger: Bool = true) throws -> RunRecord {
         let record = RunRecord(
             timestamp: ISO8601DateFormatter().string(from: wallClock()), runID: UUID().uuidString, command: command,
             model: model, seconds: m.seconds, energyJoules: m.energy.value, method: m.method,

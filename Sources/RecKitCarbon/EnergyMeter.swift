@@ -19,6 +19,39 @@ public struct EnergyMeasurement: Sendable, Equatable, Codable {
     public var note: String
 }
 
+extension EnergyMeasurement {
+    /// One run's energy from its processes' measurements (the ranks of a distributed run), each with a key for its
+    /// host. RAPL counters are package-wide, so the ranks on one host read the same energy: per host the largest
+    /// reading counts once. The estimates are per process (its CPU time and resident memory), so they add up.
+    /// Seconds are the longest rank's; the method is the first part's, and the note says how many ranks and hosts.
+    ///
+    ///     E = Σ_hosts max_{rapl ranks on host} E_r + Σ_{estimated ranks} E_r
+    public static func combined(_ parts: [(measurement: EnergyMeasurement, host: UInt64)]) -> EnergyMeasurement? {
+        guard let first = parts.first?.measurement else { return nil }
+        var perHost: [UInt64: Double] = [:]
+        var estimated = 0.0, seconds = 0.0
+        for (m, host) in parts {
+            if m.method == .measuredRAPL { perHost[host] = max(perHost[host] ?? 0, m.energy.value) } else { estimated += m.energy.value }
+            seconds = max(seconds, m.seconds)
+        }
+        let hosts = Set(parts.map(\.host)).count
+        var inputs = first.inputs
+        inputs["ranks"] = Double(parts.count); inputs["hosts"] = Double(hosts)
+        return EnergyMeasurement(energy: Joules(perHost.values.reduce(0, +) + estimated), seconds: seconds, method: first.method, inputs: inputs,
+                                 note: first.note + "; \(parts.count) ranks on \(hosts) host\(hosts == 1 ? "" : "s") (RAPL once per host, estimates summed)")
+    }
+
+    /// The measurement as numbers for a collective (`[joules, seconds, method]`), and back (`init(numbers:)`).
+    public var numbers: [Double] {
+        [energy.value, seconds, method == .measuredRAPL ? 0 : method == .estimatedTDP ? 1 : 2]
+    }
+
+    public init(numbers n: ArraySlice<Double>, note: String) {
+        let m: EnergyMethod = n[n.startIndex + 2] == 0 ? .measuredRAPL : n[n.startIndex + 2] == 1 ? .estimatedTDP : .userOverride
+        self.init(energy: Joules(n[n.startIndex]), seconds: n[n.startIndex + 1], method: m, inputs: [:], note: note)
+    }
+}
+
 public enum EnergyError: Error, Equatable, Sendable, CustomStringConvertible {
     case unavailable(String)
     case unreadable(path: String, reason: String)

@@ -11,8 +11,10 @@ import RecKitModels
 /// reads them as they are.
 public enum Checkpoint {
     /// Writes `tensors` (a model's state, then any optimizer state) and the vocabularies, atomically.
+    /// `external`: see `SafeTensors.write` (tensors whose bytes other processes write).
     public static func write(_ tensors: [StateTensor], vocabularies: [(feature: String, keys: [UInt64])] = [],
-                             metadata: CheckpointMetadata, to path: String) throws(CheckpointError) {
+                             metadata: CheckpointMetadata, to path: String,
+                             external: ((_ temporaryPath: String, _ fileOffsets: [String: Int]) throws(CheckpointError) -> Void)? = nil) throws(CheckpointError) {
         var all = tensors
         var keep: [[UInt64]] = []
         for v in vocabularies { keep.append(v.keys) }
@@ -24,7 +26,7 @@ public enum Checkpoint {
         }
         let directory = all.map { ($0.name, $0.dtype, $0.shape) }
         try withExtendedLifetime(buffers) { () throws(CheckpointError) in
-            try SafeTensors.write(all, to: path) { crcs in
+            try SafeTensors.write(all, to: path, external: external) { crcs in
                 var meta = metadata.encoded(crcs: crcs)
                 meta[headerChecksumKey] = String(format: "%08x", headerChecksum(meta, directory))
                 return meta

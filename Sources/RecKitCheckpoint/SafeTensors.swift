@@ -39,7 +39,14 @@ public enum SafeTensors {
     /// CRC-32C. In-memory tensors are checksummed first; streamed ones (`StateTensor.source`) are checksummed while
     /// they are copied, so the header is written last: a header with the widest placeholder checksums reserves its
     /// space, and the final one (never longer) is written over it, padded with spaces.
+    ///
+    /// Tensors whose source is `ExternalTensorBytes` are written by others (the ranks of a distributed run, each
+    /// its shards): their byte ranges are left as a hole, and once everything else is in the temporary file
+    /// `external(temporaryPath, fileOffsets)` is called with each such tensor's absolute offset in the file; when it
+    /// returns, the writers have put their bytes there and synced them. Their checksums are then read back from the
+    /// file, the header is completed, and the file is synced and renamed into place as usual.
     public static func write(_ tensors: [StateTensor], to path: String,
+                             external: ((_ temporaryPath: String, _ fileOffsets: [String: Int]) throws(CheckpointError) -> Void)? = nil,
                              metadata: ([String: UInt32]) -> [String: String]) throws(CheckpointError) {
         var names = Set<String>()
         for t in tensors {
@@ -56,12 +63,20 @@ public enum SafeTensors {
         var crcs: [String: UInt32] = [:]
         for t in ordered { crcs[t.name] = t.source == nil ? reckit_crc32c(0, t.data.baseAddress, t.data.count) : UInt32.max }
         let streamed = ordered.contains { $0.source != nil }
+        let externalNames = ordered.filter { $0.source is ExternalTensorBytes }.map(\.name)
+        guard externalNames.isEmpty || external != nil else {
+            throw .tensor(path: path, name: externalNames[0], reason: "written by other processes, but no one was asked to write it")
+        }
         let first = try header(ordered, metadata: metadata(crcs), path: path, reserve: streamed ? 64 : 0)
         try AtomicWrite.write(to: path) { (w) throws(CheckpointError) in
             try w.write(first)
             var chunk: AlignedBuffer<UInt8>?
+            var fileOffsets: [String: Int] = [:]
+            var cursor = first.count
             for t in ordered where t.byteCount > 0 {
+                defer { cursor += t.byteCount }
                 guard let source = t.source else { try w.write(UnsafeRawBufferPointer(t.data)); continue }
+                if source is ExternalTensorBytes { fileOffsets[t.name] = cursor; try w.skip(t.byteCount); continue }
                 let buffer = chunk ?? AlignedBuffer<UInt8>(count: streamChunkBytes)
                 chunk = buffer
                 var crc: UInt32 = 0, offset = 0
@@ -76,6 +91,22 @@ public enum SafeTensors {
                     offset += n
                 }
                 crcs[t.name] = crc
+            }
+            if let external, !externalNames.isEmpty {
+                try w.extend(to: cursor)  // the holes exist before anyone writes into them
+                try external(w.temporaryPath, fileOffsets)
+                let buffer = chunk ?? AlignedBuffer<UInt8>(count: streamChunkBytes)
+                for t in ordered where t.source is ExternalTensorBytes {
+                    var crc: UInt32 = 0, offset = 0
+                    while offset < t.byteCount {
+                        let n = min(streamChunkBytes, t.byteCount - offset)
+                        let part = UnsafeMutableRawBufferPointer(start: buffer.pointer, count: n)
+                        try w.read(into: part, at: fileOffsets[t.name]! + offset)
+                        crc = reckit_crc32c(crc, part.baseAddress, n)
+                        offset += n
+                    }
+                    crcs[t.name] = crc
+                }
             }
             if streamed {
                 // Same length field, same size: the final JSON padded with spaces to the reserved length.
@@ -214,6 +245,20 @@ enum AtomicWrite {
     struct Sink {
         let fd: Int32
         let path: String
+        /// The file being written (renamed to `path` at the end).
+        let temporaryPath: String
+        /// Moves the file position `count` bytes forward without writing (a hole others fill).
+        func skip(_ count: Int) throws(CheckpointError) {
+            guard lseek(fd, off_t(count), SEEK_CUR) >= 0 else { throw .io(path: path, reason: "seek failed: \(String(cString: strerror(errno)))") }
+        }
+        /// Sets the file's size to `size` bytes.
+        func extend(to size: Int) throws(CheckpointError) {
+            guard ftruncate(fd, off_t(size)) == 0 else { throw .io(path: path, reason: "cannot size the file: \(String(cString: strerror(errno)))") }
+        }
+        /// Reads back bytes of the file being written.
+        func read(into raw: UnsafeMutableRawBufferPointer, at offset: Int) throws(CheckpointError) {
+            try SafeTensors.preadFully(fd, raw, at: offset, path: temporaryPath, what: "bytes written by other processes")
+        }
         func write(_ raw: UnsafeRawBufferPointer) throws(CheckpointError) {
             var done = 0
             while done < raw.count {
@@ -248,12 +293,12 @@ enum AtomicWrite {
     static func write(to path: String, _ fill: (Sink) throws(CheckpointError) -> Void) throws(CheckpointError) {
         let dir = (path as NSString).deletingLastPathComponent
         var template = Array(((dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }  // O_RDWR: the writer reads back holes others filled
         guard fd >= 0 else { throw .io(path: path, reason: "cannot create a temporary file beside it: \(String(cString: strerror(errno)))") }
         let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         fchmod(fd, 0o644)
         do throws(CheckpointError) {
-            try fill(Sink(fd: fd, path: path))
+            try fill(Sink(fd: fd, path: path, temporaryPath: tmp))
         } catch {
             close(fd); unlink(tmp)
             throw error
@@ -268,5 +313,39 @@ enum AtomicWrite {
         }
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+}
+
+/// The source of a tensor that other processes write into a checkpoint file (a distributed run's shards): it has no
+/// bytes of its own. `SafeTensors.write` leaves the tensor's range for them (see its `external` argument).
+public final class ExternalTensorBytes: TensorDataSource {
+    public init() {}
+    public func read(into destination: UnsafeMutableRawBufferPointer, at offset: Int) throws(TensorIOError) {
+        throw TensorIOError("the tensor's bytes are written by other processes")
+    }
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws(TensorIOError) {
+        throw TensorIOError("the tensor's bytes are written by other processes")
+    }
+}
+
+extension SafeTensors {
+    /// Writes `pieces` (absolute file offset, bytes) into the file at `path` that another process is writing
+    /// (`SafeTensors.write`'s `external` hand-off), one `pwrite` per piece, then syncs them: what every rank of a
+    /// distributed checkpoint does with its shards (a row- or table-wise shard is one piece per tensor; a
+    /// column-wise shard one per row, its slice of the row being strided in the file).
+    public static func writePieces(_ pieces: [(offset: Int, bytes: UnsafeRawBufferPointer)], into path: String) throws(CheckpointError) {
+        let fd = open(path, O_WRONLY)
+        guard fd >= 0 else { throw .io(path: path, reason: "cannot open the checkpoint being written: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        for piece in pieces where piece.bytes.count > 0 {
+            var done = 0
+            while done < piece.bytes.count {
+                let n = pwrite(fd, piece.bytes.baseAddress! + done, piece.bytes.count - done, off_t(piece.offset + done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw .io(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))") }
     }
 }

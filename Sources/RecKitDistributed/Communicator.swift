@@ -79,6 +79,17 @@ extension Communicator {
         return out
     }
 
+    /// Every rank's doubles (the same count on each rank) concatenated in rank order.
+    public func allGather(_ values: [Double]) throws(CommError) -> [Double] {
+        var out = [Double](repeating: 0, count: values.count * size)
+        try values.withUnsafeBytes { s in
+            out.withUnsafeMutableBytes { r in
+                typed { () throws(CommError) in try allGather(s, recv: r, counts: Array(repeating: values.count * 8, count: size)) }
+            }
+        }.get()
+        return out
+    }
+
     /// Σ over ranks of one value.
     public func sum(_ value: Double) throws(CommError) -> Double {
         var v = [value]

@@ -13,8 +13,10 @@ public enum TrainingCheckpoint {
     /// the ones the state was built with.
     public static func save(model: any CTRModel, optimizer: DenseOptimizer?, options: TrainOptions, position: TrainPosition?,
                             schema: DatasetSchema?, vocabularies: [[UInt64]] = [], rowsSeen: Int,
-                            tables: [StateTensor]? = nil, to path: String) throws(TrainingError) {
-        // `tables`: the embedding tables' tensors when they are not the model's own (gathered from shards).
+                            tables: [StateTensor]? = nil, to path: String,
+                            external: ((_ temporaryPath: String, _ fileOffsets: [String: Int]) throws(CheckpointError) -> Void)? = nil) throws(TrainingError) {
+        // `tables`: the embedding tables' tensors when they are not the model's own (a distributed run's, written by
+        // the shards' owners through `external`).
         var tensors = tables.map { model.denseParameters.map(\.stateTensor) + $0 } ?? model.stateTensors()
         if let optimizer { tensors += try optimizer.stateTensors(model.denseParameters) }
         let enc = JSONEncoder()
@@ -38,8 +40,51 @@ public enum TrainingCheckpoint {
         withStorage.storage = Tiering.record(model)
         let meta = withStorage
         do throws(CheckpointError) {
-            try Checkpoint.write(tensors, vocabularies: zip(features, vocabularies).map { (feature: $0, keys: $1) }, metadata: meta, to: path)
+            try Checkpoint.write(tensors, vocabularies: zip(features, vocabularies).map { (feature: $0, keys: $1) }, metadata: meta, to: path,
+                                 external: external)
         } catch { throw .checkpoint(error) }
+    }
+
+    /// Saves as `save` does, or, with a `distribution`, as a collective of its ranks (every rank calls it): rank 0 lays
+    /// out the single-process file and writes the dense state, every rank writes its shards into it
+    /// (`TrainingDistribution.writeShards`), and rank 0 checksums, completes and renames it. Every rank returns once
+    /// the file is in place, or throws.
+    public static func save(model: any CTRModel, optimizer: DenseOptimizer?, options: TrainOptions, position: TrainPosition?,
+                            schema: DatasetSchema?, vocabularies: [[UInt64]] = [], rowsSeen: Int, to path: String,
+                            distribution d: (any TrainingDistribution)?) throws(TrainingError) {
+        guard let d else {
+            try save(model: model, optimizer: optimizer, options: options, position: position, schema: schema, vocabularies: vocabularies,
+                     rowsSeen: rowsSeen, to: path)
+            return
+        }
+        guard d.rank == 0 else {
+            try d.writeShards(nil, optimizer: model.sparseOptimizer)
+            try d.checkpointCommitted(true)
+            return
+        }
+        var handedOff = false, agreed = false
+        do throws(TrainingError) {
+            try save(model: model, optimizer: optimizer, options: options, position: position, schema: schema, vocabularies: vocabularies,
+                     rowsSeen: rowsSeen, tables: d.checkpointTables(model), to: path) { (temporary, offsets) throws(CheckpointError) in
+                handedOff = true
+                do throws(TrainingError) { try d.writeShards(.success((temporary, offsets)), optimizer: model.sparseOptimizer); agreed = true } catch {
+                    if case .checkpoint(let e) = error { throw e }
+                    throw .io(path: path, reason: error.description)
+                }
+            }
+        } catch {
+            // The others wait for the hand-off if it never came, or for the commit if every shard was written: tell
+            // them it failed. (A failed shard write has already failed every rank together.)
+            if !handedOff {
+                let e: CheckpointError
+                if case .checkpoint(let c) = error { e = c } else { e = .io(path: path, reason: error.description) }
+                try? d.writeShards(.failure(e), optimizer: model.sparseOptimizer)
+            } else if agreed {
+                try? d.checkpointCommitted(false)
+            }
+            throw error
+        }
+        try d.checkpointCommitted(true)
     }
 
     /// A checkpoint opened to continue training.

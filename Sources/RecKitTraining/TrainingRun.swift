@@ -162,11 +162,8 @@ public struct TrainingRun {
         let rowsBefore = resumed?.metadata.rowsSeen ?? 0
         let distribution = self.distribution
         let save = { (position: TrainPosition, rows: Int) throws(TrainingError) in
-            // Distributed: every rank sends its shards to rank 0, which writes the single-process file.
-            let tables = try distribution?.gatherTables(m)
-            guard (distribution?.rank ?? 0) == 0 else { return }
             try TrainingCheckpoint.save(model: m, optimizer: trainer.optimizer, options: o, position: position, schema: ds.schema,
-                                        vocabularies: vocabularies, rowsSeen: rowsBefore + rows, tables: tables, to: output)
+                                        vocabularies: vocabularies, rowsSeen: rowsBefore + rows, to: output, distribution: distribution)
         }
         var report = try trainer.fit(train: train, validation: validation, snapshotDirectory: outputDir.isEmpty ? "." : outputDir,
                                      checkpointEvery: checkpointEvery, checkpoint: save, progress: progress)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RecKitDistributed
 import RecKitCarbon
 import RecKitData
 
@@ -50,6 +51,46 @@ struct CarbonRun {
         do { result = try body() } catch { finish(); throw error }
         finish(samples: samples(result))
         return result
+    }
+
+    /// A distributed run's record: every rank ends its measurement, the ranks' measurements are gathered, and rank
+    /// 0 records their combination (`EnergyMeasurement.combined`: RAPL once per host, estimates summed) and returns
+    /// it; the other ranks return nil. Every rank must call it (it is a collective).
+    func finishDistributed(samples: Int?, comm: any Communicator) throws -> RunRecord? {
+        var local: EnergyMeasurement?
+        var note = ""
+        do throws(EnergyError) { local = try tracker.measure() } catch { note = error.description }
+        // [joules, seconds, method, valid, host key]; a rank whose meter failed sends valid = 0.
+        let mine = (local?.numbers ?? [0, 0, 0]) + [local == nil ? 0 : 1, Double(Self.hostKey())]
+        let all: [Double]
+        do throws(CommError) { all = try comm.allGather(mine) } catch { throw CLIError(message: "carbon: gathering the ranks' energy failed: \(error)", code: 70) }
+        guard comm.rank == 0 else { return nil }
+        var parts: [(measurement: EnergyMeasurement, host: UInt64)] = []
+        for r in 0..<comm.size {
+            let row = all[(r * 5)..<(r * 5 + 5)]
+            guard row[row.startIndex + 3] == 1 else { continue }
+            parts.append((EnergyMeasurement(numbers: row.prefix(3), note: r == 0 ? local?.note ?? "" : ""), UInt64(row[row.startIndex + 4])))
+        }
+        if let l = local, !parts.isEmpty { parts[0].measurement.inputs = l.inputs }
+        guard let combined = EnergyMeasurement.combined(parts) else {
+            FileHandle.standardError.write(Data("carbon: not recorded: \(note)\n".utf8))
+            return nil
+        }
+        do {
+            let r = try tracker.record(combined, samples: samples)
+            FileHandle.standardError.write(Data((r.summary + "\n").utf8))
+            return r
+        } catch {
+            FileHandle.standardError.write(Data("carbon: not recorded: \(error)\n".utf8))
+            return nil
+        }
+    }
+
+    /// This host's name as a 52-bit FNV-1a key (exact in a Double, for the gather above).
+    static func hostKey() -> UInt64 {
+        var h: UInt64 = 0xcbf29ce484222325
+        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h & ((1 << 52) - 1)
     }
 
     @discardableResult

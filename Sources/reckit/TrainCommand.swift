@@ -176,7 +176,8 @@ struct TrainCommand: ParsableCommand {
         context.maxIndRange = maxIndRange
         context.resumeFrom = resume
         let recorder = try directory.map { dir in try CLIError.onExperimentError { () throws(ExperimentError) in try RunRecorder(directory: dir, context: context) } }
-        let run = root ? try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: threads) : nil
+        // Every rank measures itself; rank 0 records the ranks' combined energy (`finishDistributed`).
+        let run = try CarbonRun(command: "train", model: model.rawValue, options: carbon, threads: threads)
         var request = TrainingRun(model: model, data: data, output: output)
         request.distribution = d
         request.observer = recorder
@@ -199,14 +200,14 @@ struct TrainCommand: ParsableCommand {
                 }
             }
         } catch {
-            _ = run?.finish()
+            if root { _ = run.finish() }
             if let directory { rmdir(directory.path) }  // a run that failed before its first file leaves nothing behind
             throw error
         }
-        guard root, let run, let recorder, let directory else { return }
-        if outcome.skippedRows > 0 { log.warning("skipped \(outcome.skippedRows) malformed rows; first: \(outcome.firstSkipped.map { "\($0)" } ?? "")") }
         let r = outcome.report
-        let ledgerRow = run.finish(samples: r.rowsTrained)
+        let ledgerRow = try d.map { d in try run.finishDistributed(samples: r.rowsTrained, comm: d.comm) } ?? run.finish(samples: r.rowsTrained)
+        guard root, let recorder, let directory else { return }
+        if outcome.skippedRows > 0 { log.warning("skipped \(outcome.skippedRows) malformed rows; first: \(outcome.firstSkipped.map { "\($0)" } ?? "")") }
         let summary = WithTiering(report: r, tiering: outcome.tiering)
         try CLIError.onExperimentError { () throws(ExperimentError) in try recorder.finish(summary: summary, carbon: ledgerRow) }
         log.info("run directory: \(directory.path), recorded in \(String(format: "%.1f", recorder.seconds * 1000)) ms (\(String(format: "%.2f", 100 * recorder.seconds / max(r.seconds, 1e-9)))% of training); see it with: reckit report \(directory.path) --output report.html, or tensorboard --logdir \(runs.root)")

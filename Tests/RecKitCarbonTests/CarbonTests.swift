@@ -81,6 +81,28 @@ struct CarbonTests {
         }
     }
 
+    @Test("ranks combined: RAPL once per host (the largest reading), estimates summed, longest wall time; numbers round-trip")
+    func combinedRanks() throws {
+        func m(_ j: Double, _ s: Double, _ method: EnergyMethod) -> EnergyMeasurement {
+            EnergyMeasurement(energy: Joules(j), seconds: s, method: method, inputs: [:], note: "n")
+        }
+        // Two hosts with two RAPL ranks each: package counters are shared per host.
+        let rapl = EnergyMeasurement.combined([(m(100, 10, .measuredRAPL), 1), (m(104, 11, .measuredRAPL), 1),
+                                               (m(50, 9, .measuredRAPL), 2), (m(49, 12, .measuredRAPL), 2)])
+        #expect(rapl?.energy.value == 154 && rapl?.seconds == 12 && rapl?.method == .measuredRAPL)
+        #expect(rapl?.inputs["ranks"] == 4 && rapl?.inputs["hosts"] == 2)
+        // Estimates are per process: four ranks on one host add up.
+        let est = EnergyMeasurement.combined((0..<4).map { (m(Double($0 + 1), 5, .estimatedTDP), 7) })
+        #expect(est?.energy.value == 10 && est?.method == .estimatedTDP && est?.note.contains("4 ranks on 1 host") == true)
+        // One rank alone is its own measurement; no ranks, nothing.
+        #expect(EnergyMeasurement.combined([(m(3, 2, .userOverride), 9)])?.energy.value == 3)
+        #expect(EnergyMeasurement.combined([]) == nil)
+        for method in [EnergyMethod.measuredRAPL, .estimatedTDP, .userOverride] {
+            let back = EnergyMeasurement(numbers: ([1, 0] + m(2.5, 4, method).numbers)[2...], note: "")
+            #expect(back.energy.value == 2.5 && back.seconds == 4 && back.method == method)
+        }
+    }
+
     @Test("estimate: CPU seconds × W/core + GiB × W/GiB × wall time; override wins and is labelled")
     func estimate() throws {
         let cpu = Dial(100), wall = Dial(50)

@@ -119,7 +119,54 @@ struct DistributedTrainingTests {
         }
     }
 
-    @Test("a checkpoint gathered at np 4 is the single-process format: it loads at np 2 and in one process, and training continues")
+    @Test("every rank writes its shards into the one checkpoint: table-, row- and column-wise shards with row-wise Adagrad or Adagrad state load as the gathered tables, bit for bit; a file rank 0 cannot create fails every rank")
+    func shardsWrittenByEveryRank() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-dist-shards-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let names = Self.dataset.schema.sparse.map(\.name)
+        let ranks = 4
+        var tables: [TablePlacement] = []
+        for (i, n) in names.enumerated() {
+            switch i % 3 {
+            case 0: tables.append(TablePlacement(name: n, sharding: .rowWise, ranks: [3, 1, 0]))
+            case 1: tables.append(TablePlacement(name: n, sharding: .columnWise, ranks: [2, 0]))
+            default: tables.append(TablePlacement(name: n, sharding: .tableWise, ranks: [i % ranks]))
+            }
+        }
+        let plan = ShardingPlan(worldSize: ranks, tables: tables)
+        let half = ShardBatchSource(dataset: Self.dataset, rows: 0..<600, batchSize: 100)
+        for sparse in [SparseOptimizerKind.rowWiseAdagrad, .adagrad] {
+            let o = Self.options(.dlrm, sparse: sparse)
+            let path = dir + "/\(sparse.rawValue).safetensors", missing = dir + "/no-such-dir/x.safetensors"
+            let results = try InProcessGroup.run(size: ranks) { comm -> [String: [Float]] in
+                let dt = DistributedTraining(comm: comm, plan: plan)
+                let model = try dt.makeModel(o.modelConfiguration(.dlrm, schema: Self.dataset.schema), options: o)
+                let trainer = try Trainer(model: model, optimizer: DenseOptimizer(kind: o.denseOptimizer), options: o, pool: ThreadPool(threads: 1))
+                try dt.attach(trainer)
+                let stream = try dt.shard(half).batches(epoch: 0, skip: 0)
+                while let b = try stream.next() { try trainer.step(b, epoch: 0) }
+                let gathered = try dt.gatherTables(model) ?? []
+                try TrainingCheckpoint.save(model: model, optimizer: trainer.optimizer, options: o, position: trainer.position,
+                                            schema: Self.dataset.schema, rowsSeen: 600, to: path, distribution: dt)
+                // Rank 0 cannot create the file: every rank hears it and throws, none waits forever.
+                #expect(throws: TrainingError.self) {
+                    try TrainingCheckpoint.save(model: model, optimizer: trainer.optimizer, options: o, position: trainer.position,
+                                                schema: Self.dataset.schema, rowsSeen: 600, to: missing, distribution: dt)
+                }
+                return Dictionary(uniqueKeysWithValues: gathered.map { ($0.name, Array($0.floats)) })
+            }
+            let resumed = try TrainingCheckpoint.resume(path)
+            let loaded = Dictionary(uniqueKeysWithValues: resumed.model.embeddingCollections.flatMap { $0.stateTensors() }.map { ($0.name, Array($0.floats)) })
+            #expect(Set(loaded.keys) == Set(results[0].keys) && loaded.count == names.count * 2, "\(loaded.keys.sorted())")
+            for (name, values) in results[0] { #expect(loaded[name] == values, "\(sparse.rawValue): \(name) differs from the gathered table") }
+            #expect(resumed.position.step == 6)
+        }
+        // Nothing but the two checkpoints is left (no temporary files).
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["adagrad.safetensors", "rowwise_adagrad.safetensors"])
+    }
+
+    @Test("a checkpoint written at np 4 (each rank its shards) is the single-process format: it loads at np 2 and in one process, and training continues")
     func worldSizeFreeCheckpoint() throws {
         let o = Self.options(.dlrm)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-dist-ckpt-\(getpid())").path
@@ -127,7 +174,7 @@ struct DistributedTrainingTests {
         let path = dir + "/np4.safetensors"
         let half = ShardBatchSource(dataset: Self.dataset, rows: 0..<600, batchSize: 100)
         let rest = ShardBatchSource(dataset: Self.dataset, rows: 600..<1150, batchSize: 100)
-        // np 4 trains on the first half and writes the checkpoint from rank 0.
+        // np 4 trains on the first half and writes the checkpoint, each rank its shards.
         _ = try InProcessGroup.run(size: 4) { comm -> Int in
             let dt = DistributedTraining(comm: comm)
             let model = try dt.makeModel(o.modelConfiguration(.dlrm, schema: Self.dataset.schema), options: o)
@@ -135,12 +182,8 @@ struct DistributedTrainingTests {
             try dt.attach(trainer)
             let stream = try dt.shard(half).batches(epoch: 0, skip: 0)
             while let b = try stream.next() { try trainer.step(b, epoch: 0) }
-            let tables = try dt.gatherTables(model)
-            if comm.rank == 0 {
-                try TrainingCheckpoint.save(model: model, optimizer: trainer.optimizer, options: o, position: trainer.position,
-                                            schema: Self.dataset.schema, rowsSeen: 600, tables: tables, to: path)
-            }
-            try comm.barrier()
+            try TrainingCheckpoint.save(model: model, optimizer: trainer.optimizer, options: o, position: trainer.position,
+                                        schema: Self.dataset.schema, rowsSeen: 600, to: path, distribution: dt)
             return 0
         }
         // One process resumes from it, and so does np 2: the same continued trajectory.

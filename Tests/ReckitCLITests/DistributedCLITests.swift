@@ -72,6 +72,11 @@ struct DistributedCLITests {
         let rj = try Self.json(resumed.out)
         let lr = try #require(rj["final_loss"] as? Double), l1 = try #require(s["final_loss"] as? Double)
         #expect(abs(lr - l1) <= 1e-5 * abs(l1), "np 2 → np 1 resumed final loss \(lr) vs \(l1)")
+        // The carbon ledger has one row per distributed run, recorded by rank 0 with every rank's energy in it.
+        let ledger = try String(contentsOfFile: dir + "/ledger/ledger.jsonl", encoding: .utf8).split(separator: "\n").map { try Self.json(String($0)) }
+        let notes = ledger.filter { $0["command"] as? String == "train" }.compactMap { $0["method_note"] as? String }
+        #expect(notes.count == 6, "one row per run (single, np 2, np 4, np 2 TCP, half, resumed): \(notes)")
+        #expect(notes.filter { $0.contains("2 ranks on 1 host") }.count == 3 && notes.filter { $0.contains("4 ranks on 1 host") }.count == 1, "\(notes)")
         let eval = try CLIContractTests.run(["eval", "--model", dir + "/runs/np4/checkpoint.safetensors", "--data", data], env: env)
         #expect(eval.status == 0 && eval.out.contains("AUC"), "\(eval.err)")
     }

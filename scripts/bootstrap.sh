@@ -13,6 +13,7 @@ PACKAGES=(
   liburing-dev        # io_uring: batched reads and write-backs of the tiered embedding storage (RecKitTiered)
   libopenmpi-dev      # Open MPI 4.1: headers at build time (CMPI dlopens libmpi), for `--distributed mpi`
   openmpi-bin         # mpirun, to launch multi-process training
+  iproute2            # tests only: network namespaces as simulated hosts for mpirun (scripts/netns-hosts.sh)
   chromium-headless-shell  # tests only: renders `reckit report` pages in a real browser (RunReportTests)
 )
 

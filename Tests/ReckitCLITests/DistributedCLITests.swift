@@ -81,6 +81,51 @@ struct DistributedCLITests {
         #expect(eval.status == 0 && eval.out.contains("AUC"), "\(eval.err)")
     }
 
+    /// Network namespaces can be made here (root with CAP_NET_ADMIN and iproute2): the simulated hosts of `twoHosts`.
+    static let netnsAvailable: Bool = {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else { return false }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "ip netns add rkprobe$$ && ip netns del rkprobe$$"]
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }()
+
+    @Test("np 2 on two simulated hosts (network namespaces: separate network stacks, TCP only, ranks launched through an rsh agent as over ssh) gives one process's final loss; its checkpoint evaluates",
+          .enabled(if: netnsAvailable, "needs root with CAP_NET_ADMIN and iproute2 to make network namespaces"))
+    func twoHosts() throws {
+        let (dir, data, env) = try Self.dataset("mpi-netns")
+        let script = CLIContractTests.root.appendingPathComponent("scripts/netns-hosts.sh").path
+        let common = ["train", "--model", "dlrm", "--data", data, "--epochs", "1", "--batch-size", "256", "--patience", "0", "--json"]
+        let single = try CLIContractTests.run(common + ["--run-name", "single", "--threads", "1"], env: env)
+        #expect(single.status == 0, "\(single.err)")
+        func sh(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = [script] + args
+            let out = Pipe(); p.standardOutput = out; p.standardError = FileHandle.nullDevice
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: o, as: UTF8.self))
+        }
+        let (status, hosts) = try sh(["up", "2"])
+        defer { _ = try? sh(["down", "2"]) }
+        try #require(status == 0, "could not make the namespaces")
+        try hosts.write(toFile: dir + "/hosts", atomically: true, encoding: .utf8)
+        let launcher = ["--hostfile", dir + "/hosts", "--mca", "plm_rsh_agent", script + " rsh", "--mca", "btl", "tcp,self",
+                        "--mca", "btl_tcp_if_include", "10.77.0.0/16", "--mca", "oob_tcp_if_include", "10.77.0.0/16"]
+        let r = try Self.mpi(2, common + ["--run-name", "hosts", "--distributed", "mpi", "--deterministic"], env: env, launcher: launcher)
+        #expect(r.status == 0, "\(r.err.suffix(3000))")
+        let s = try Self.json(single.out), j = try Self.json(r.out)
+        let l1 = try #require(s["final_loss"] as? Double), l2 = try #require(j["final_loss"] as? Double)
+        #expect(abs(l1 - l2) <= 1e-6 * abs(l1), "two hosts: final loss \(l2) vs \(l1)")
+        let eval = try CLIContractTests.run(["eval", "--model", dir + "/runs/hosts/checkpoint.safetensors", "--data", data], env: env)
+        #expect(eval.status == 0 && eval.out.contains("AUC"), "\(eval.err)")
+    }
+
     @Test("a rank killed mid-run stops the job within 30 s with a message naming it, and --resume continues from the last checkpoint")
     func killedRank() throws {
         let (dir, data, env) = try Self.dataset("mpi-fault")

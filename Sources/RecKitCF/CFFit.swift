@@ -13,6 +13,9 @@ public enum CFFit {
         public var autoLambda = false
         public var grid: [Float]?
         public var bpr = BPRModel.Options()
+        /// Use the rating column as each entry's value (a soft Distill-CF summary) instead of 1 (EASE and ∞-AE
+        /// read the values; popularity and BPR-MF count interactions).
+        public var weighted = false
         public init(kind: CFModelKind) { self.kind = kind }
     }
 
@@ -49,7 +52,7 @@ public enum CFFit {
     public static func fit(train events: Interactions, valid: Interactions?, options: Options, algebra: DenseAlgebra, pool: ThreadPool,
                            logger: Logger) throws(CFError) -> (model: any CFModel, report: Report) {
         let users = IDMap(events.users), items = IDMap(events.items)
-        let train = InteractionMatrix(events, users: users, items: items)
+        let train = InteractionMatrix(events, users: users, items: items, weighted: options.weighted)
         logger.info("fitting \(options.kind.rawValue) on \(users.count) users × \(items.count) items, \(train.nonZeros) interactions")
         let clock = ContinuousClock.now
         var search: [Report.SearchPoint] = []

@@ -118,7 +118,9 @@ public enum CFModelFile {
             guard let colsT, colsT.shape.count == 1 else { throw .badModel(path: path, reason: "missing tensor train.columns") }
             let cols = colsT.int64s
             guard cols.allSatisfy({ $0 >= 0 && $0 < Int64(n) }) else { throw .badModel(path: path, reason: "train.columns out of range") }
-            let train = try InteractionMatrix(rows: u, columns: n, rowStart: starts, columnIndices: cols.map { Int32($0) })
+            // A weighted support (a soft Distill-CF summary) stores its values; a binary one none.
+            let values: [Float]? = tensors["train.values"] == nil ? nil : try tensor("train.values", [cols.count]).floats
+            let train = try InteractionMatrix(rows: u, columns: n, rowStart: starts, columnIndices: cols.map { Int32($0) }, values: values)
             return InfiniteAEModel(users: users, items: items, itemCounts: header.itemCounts, lambda: Float(hp["lambda"] ?? 0), train: train,
                                    alpha: try tensor("alpha", [u, n]).floats)
         case .bpr:

@@ -42,13 +42,25 @@ public enum DistillCF {
         /// (set by `distill` from the data).
         public var cardinality: Float = 0.001
         public var meanDegree: Double = 1
+        /// What the summary is: `binary` (trained through the binary Gumbel-softmax, written as 0/1 interactions) or
+        /// `soft` (S = σ(Z/τ) without noise, written as weighted interactions, entries below `softFloor` dropped).
+        public var summary = Summary.binary
+        public var softFloor: Float = 1e-3
+        /// λ of the full-data ∞-AE whose scores `Loss.teacher` matches.
+        public var teacherLambda: Float = 5
         public init() {}
     }
 
-    public enum Loss: String, Sendable, CaseIterable { case softmaxCrossEntropy = "softmax", squared }
+    /// `squared`: ‖P − X_b‖² (reconstruct the real users); `teacher`: ‖P − T_b‖², T the scores of ∞-AE fit on all
+    /// the data (`teacherLambda`) for the same users, so the summary's model is fit to score as the full model does;
+    /// `softmaxCrossEntropy`: the paper's multinomial likelihood of X_b under softmax(P).
+    public enum Loss: String, Sendable, CaseIterable { case softmaxCrossEntropy = "softmax", squared, teacher }
+
+    public enum Summary: String, Sendable, CaseIterable { case binary, soft }
 
     /// Loss and ∂L/∂Z for logits `z` [μ × I], noise `noise` [μ × I] and the real users `batch` [B × I] (dense 0/1).
-    public static func lossAndGradient(z: [Float], noise: [Float], batch: [Float], batchUsers bu: Int, summaryUsers mu: Int, items n: Int,
+    /// `target` [B × I]: what P is fit to under the squared losses (nil: `batch` itself).
+    public static func lossAndGradient(z: [Float], noise: [Float], batch: [Float], target: [Float]? = nil, batchUsers bu: Int, summaryUsers mu: Int, items n: Int,
                                        options o: Options, algebra: DenseAlgebra, pool: ThreadPool) throws(CFError) -> (loss: Double, gradient: [Float]) {
         let kernel = NeuralTangentKernel(inputDimension: n)
         let invTau = 1 / o.temperature
@@ -86,10 +98,11 @@ public enum DistillCF {
         try algebra.gemm(kbs, alpha, into: &p, m: bu, n: n, k: mu)
         var loss = 0.0
         switch o.loss {
-        case .squared:
+        case .squared, .teacher:
             let scaleB = 2 / Float(bu)
+            let y = target ?? batch
             for k in 0..<(bu * n) {
-                let r = p[k] - batch[k]
+                let r = p[k] - y[k]
                 loss += Double(r * r)
                 p[k] = scaleB * r  // p now holds ∂L/∂P
             }
@@ -203,16 +216,38 @@ public enum DistillCF {
         let bu = min(o.batchUsers, u)
         var batch = [Float](repeating: 0, count: bu * n)
         var noise = [Float](repeating: 0, count: mu * n)
+        // The teacher: full-data ∞-AE's scores for every real user (its own items as the context) [U × I].
+        var teacher: [Float] = []
+        var targetBatch: [Float] = []
+        if o.loss == .teacher {
+            try MemoryBudget.check(bytes: InfiniteAEModel.fitBytes(users: u, items: n) + 4 * u * n, what: "the full-data ∞-AE teacher")
+            let users = IDMap((0..<Int64(u))), items = IDMap((0..<Int64(n)))
+            let full = try InfiniteAEModel.fit(train: train, users: users, items: items, lambda: o.teacherLambda, algebra: algebra, pool: pool)
+            teacher = [Float](repeating: 0, count: u * n)
+            let block = 512
+            for start in stride(from: 0, to: u, by: block) {
+                let rows = start..<min(u, start + block)
+                try teacher.withUnsafeMutableBufferPointer { (tp) throws(CFError) in
+                    try full.score(context: train, rows: rows, userIndex: rows.map { Int32($0) }, into: tp.baseAddress! + start * n, algebra: algebra, pool: pool)
+                }
+            }
+            targetBatch = [Float](repeating: 0, count: bu * n)
+        }
         for step in 0..<o.steps {
             var users = Array(0..<u)
             if bu < u { for i in 0..<bu { users.swapAt(i, i + rng.nextBelow(u - i)) } }
             for k in 0..<(bu * n) { batch[k] = 0 }
-            for (r, user) in users.prefix(bu).enumerated() { for c in train.row(user) { batch[r * n + Int(c)] = 1 } }
-            for k in 0..<(mu * n) {
-                let x = min(max(rng.nextDouble(), 1e-12), 1 - 1e-12)
-                noise[k] = Float(log(x / (1 - x)))
+            for (r, user) in users.prefix(bu).enumerated() {
+                for c in train.row(user) { batch[r * n + Int(c)] = 1 }
+                if !teacher.isEmpty { for j in 0..<n { targetBatch[r * n + j] = teacher[user * n + j] } }
             }
-            let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
+            if o.summary == .binary {
+                for k in 0..<(mu * n) {
+                    let x = min(max(rng.nextDouble(), 1e-12), 1 - 1e-12)
+                    noise[k] = Float(log(x / (1 - x)))
+                }
+            }
+            let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, target: teacher.isEmpty ? nil : targetBatch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                 algebra: algebra, pool: pool)
             guard loss.isFinite else { throw .numerical("Distill-CF diverged at step \(step + 1) (loss \(loss)); lower --lr") }
             losses.append(loss)
@@ -225,11 +260,18 @@ public enum DistillCF {
             }
             progress(step + 1, loss)
         }
-        var start = [0], cols: [Int32] = []
+        var start = [0], cols: [Int32] = [], values: [Float] = []
         for i in 0..<mu {
-            for j in 0..<n where z[i * n + j] > 0 { cols.append(Int32(j)) }
+            for j in 0..<n {
+                switch o.summary {
+                case .binary: if z[i * n + j] > 0 { cols.append(Int32(j)) }
+                case .soft:
+                    let v = 1 / (1 + exp(-z[i * n + j] / o.temperature))
+                    if v >= o.softFloor { cols.append(Int32(j)); values.append(v) }
+                }
+            }
             start.append(cols.count)
         }
-        return (try InteractionMatrix(rows: mu, columns: n, rowStart: start, columnIndices: cols), losses)
+        return (try InteractionMatrix(rows: mu, columns: n, rowStart: start, columnIndices: cols, values: o.summary == .soft ? values : nil), losses)
     }
 }

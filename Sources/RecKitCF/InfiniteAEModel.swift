@@ -36,7 +36,7 @@ public struct InfiniteAEModel: CFModel {
         let x = AlignedBuffer<Float>(count: max(1, u * n))
         train.densify(rows: 0..<u, into: x.pointer)
         var k = [Float](repeating: 0, count: u * u)
-        let norms = (0..<u).map { Float(train.rowCount($0)) }
+        let norms = (0..<u).map { train.rowNorm($0) }
         try k.withUnsafeMutableBufferPointer { (kp) throws(CFError) in
             try algebra.gram(x.pointer, n: u, k: n, transpose: false, into: kp.baseAddress!, upperOnly: true)
             NeuralTangentKernel(inputDimension: n).apply(kp.baseAddress!, rows: u, cols: u, rowNorms: norms, colNorms: norms, pool: pool, upperOnly: true)
@@ -75,7 +75,7 @@ public struct InfiniteAEModel: CFModel {
         kernel = NeuralTangentKernel(inputDimension: items.count)
         trainDense = AlignedBuffer<Float>(count: max(1, train.rows * items.count))
         train.densify(rows: 0..<train.rows, into: trainDense.pointer)
-        trainNorms = (0..<train.rows).map { Float(train.rowCount($0)) }
+        trainNorms = (0..<train.rows).map { train.rowNorm($0) }
     }
 
     public func score(context: InteractionMatrix, rows: Range<Int>, userIndex: [Int32], into out: UnsafeMutablePointer<Float>,
@@ -85,7 +85,7 @@ public struct InfiniteAEModel: CFModel {
         context.densify(rows: rows, into: xc.pointer)
         let k = AlignedBuffer<Float>(count: max(1, b * u))
         try algebra.gemm(xc.pointer, trainDense.pointer, into: k.pointer, m: b, n: u, k: n, transB: true)
-        kernel.apply(k.pointer, rows: b, cols: u, rowNorms: rows.map { Float(context.rowCount($0)) }, colNorms: trainNorms, pool: pool)
+        kernel.apply(k.pointer, rows: b, cols: u, rowNorms: rows.map { context.rowNorm($0) }, colNorms: trainNorms, pool: pool)
         try alpha.withUnsafeBufferPointer { (ap) throws(CFError) in
             try algebra.gemm(k.pointer, ap.baseAddress!, into: out, m: b, n: n, k: u)
         }
@@ -95,5 +95,6 @@ public struct InfiniteAEModel: CFModel {
         [CFTensor(name: "alpha", shape: [users.count, items.count], floats: alpha),
          CFTensor(name: "train.row_start", shape: [train.rowStart.count], int64s: train.rowStart.map(Int64.init)),
          CFTensor(name: "train.columns", shape: [train.columnIndices.count], int64s: train.columnIndices.map(Int64.init))]
+            + (train.values.map { [CFTensor(name: "train.values", shape: [$0.count], floats: $0)] } ?? [])
     }
 }

@@ -62,6 +62,8 @@ struct CFFitCommand: ParsableCommand {
     var lambda: String?
     @Option(name: .long, parsing: .upToNextOption, help: "λ values for --lambda auto (default: a built-in grid per model).")
     var grid: [Float] = []
+    @Flag(name: .long, help: "Use the rating column as each interaction's weight (a soft `cf distill --summary soft` summary); default: every interaction is 1.")
+    var weighted = false
     @Option(name: .long, help: "Where to write the fitted model.")
     var output: String
     @Option(name: .customLong("on-error"), help: "Malformed rows: fail (stop at the first) or skip (count).")
@@ -82,6 +84,7 @@ struct CFFitCommand: ParsableCommand {
         }
         if !grid.isEmpty { o.grid = grid }
         o.bpr = bpr.options
+        o.weighted = weighted
         let threads = common.resolvedThreads
         let run = try CarbonRun(command: "cf fit", model: model.rawValue, options: carbon, threads: threads)
         let report = try run.measure { try onCFError { () throws(CFError) in

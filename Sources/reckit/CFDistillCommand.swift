@@ -22,6 +22,7 @@ struct CFDistillCommand: ParsableCommand {
     @Option(name: .long, help: "Seed (initial users, batches, noise; default 1).") var seed: UInt64 = 1
     @Option(name: .long, help: "Reconstruction loss: squared (∞-AE's ridge objective, default) or softmax (the paper's multinomial cross-entropy).") var loss: String = "squared"
     @Option(name: .long, help: "Cardinality penalty ρ (default 0.001, the paper's).") var cardinality: Float = 0.001
+    @Option(name: .long, help: "binary: 0/1 summary trained through the Gumbel-softmax (default); soft: weights σ(Z/τ) in (0,1), written in the rating column (fit it with `cf fit --weighted`).") var summary: String = "binary"
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -45,9 +46,11 @@ struct CFDistillCommand: ParsableCommand {
         try CLILog.checkEnvironment(log)
         var o = DistillCF.Options()
         o.users = users; o.steps = steps; o.batchUsers = batchUsers; o.learningRate = lr; o.temperature = temperature; o.lambda = lambda; o.seed = seed
-        guard let l = DistillCF.Loss(rawValue: loss) else { throw ValidationError("--loss must be softmax or squared") }
+        guard let l = DistillCF.Loss(rawValue: loss) else { throw ValidationError("--loss must be squared, teacher or softmax") }
         o.loss = l
         o.cardinality = cardinality
+        guard let kind = DistillCF.Summary(rawValue: summary) else { throw ValidationError("--summary must be binary or soft") }
+        o.summary = kind
         let threads = common.resolvedThreads
         let run = try CarbonRun(command: "cf distill", model: "infae", options: carbon, threads: threads)
         let report = try run.measure { try onCFError { () throws(CFError) -> Report in
@@ -68,7 +71,9 @@ struct CFDistillCommand: ParsableCommand {
             let seconds = Date().timeIntervalSince(clock)
             var out = Interactions(source: "distill-cf")
             for u in 0..<summary.rows {
-                for c in summary.row(u) { out.users.append(Int64(u + 1)); out.items.append(itemMap.ids[Int(c)]); out.ratings.append(1) }
+                for p in summary.rowStart[u]..<summary.rowStart[u + 1] {
+                    out.users.append(Int64(u + 1)); out.items.append(itemMap.ids[Int(summary.columnIndices[p])]); out.ratings.append(summary.values?[p] ?? 1)
+                }
             }
             try out.writeTSV(to: output)
             var report = Report(users: summary.rows, items: itemMap.count, interactions: summary.nonZeros, steps: o.steps, final_loss: losses.last,

@@ -60,21 +60,34 @@ struct CFModelTests {
         assertClose(model.weights, expected, Tolerance(rtol: 1e-3, atol: 1e-5, reason: "fp32 Cholesky inverse vs fp64 Gauss–Jordan"), "EASE B")
     }
 
-    @Test("∞-AE scores equal a pairwise-kernel ridge regression in Double", arguments: [(1, 4), (6, 5), (23, 17), (50, 12)])
-    func infiniteAEMatchesReference(shape: (Int, Int)) throws {
+    @Test("∞-AE scores equal a pairwise-kernel ridge regression in Double; weighted entries (a soft summary) too, and they survive the model file",
+          arguments: [(1, 4), (6, 5), (23, 17), (50, 12)], [false, true])
+    func infiniteAEMatchesReference(shape: (Int, Int), weighted: Bool) throws {
         let (users, items) = shape
-        let events = Self.randomEvents(users: users, items: items, density: 0.35, seed: UInt64(users + 1000 * items))
+        var events = Self.randomEvents(users: users, items: items, density: 0.35, seed: UInt64(users + 1000 * items))
+        if weighted {
+            var rng = SeededRandom(seed: 77)
+            events.ratings = events.ratings.map { _ in Float(0.05 + 0.95 * rng.nextDouble()) }
+            // A repeated pair keeps its largest value.
+            events.users.append(events.users[0]); events.items.append(events.items[0]); events.ratings.append(events.ratings[0] / 2)
+        }
         let um = IDMap(events.users), im = IDMap(events.items)
-        let x = InteractionMatrix(events, users: um, items: im)
+        let x = InteractionMatrix(events, users: um, items: im, weighted: weighted)
+        #expect((x.values != nil) == weighted && x.nonZeros == events.count - (weighted ? 1 : 0))
         let lambda: Float = 0.5
         let pool = ThreadPool(threads: 2)
         let algebra = try DenseAlgebra(threads: 2)
         let model = try InfiniteAEModel.fit(train: x, users: um, items: im, lambda: lambda, algebra: algebra, pool: pool)
-        let u = x.rows, n = im.count, xd = Self.dense(x)
+        let u = x.rows, n = im.count
+        var xd = [Double](repeating: 0, count: u * n)
+        for k in 0..<events.count {
+            let a = Int(um[events.users[k]]!), i = Int(im[events.items[k]]!)
+            xd[a * n + i] = max(xd[a * n + i], weighted ? Double(events.ratings[k]) : 1)
+        }
         let ntk = NeuralTangentKernel(inputDimension: n)
         func kernel(_ a: Int, _ b: Int) -> Double {
             var dot = 0.0, na = 0.0, nb = 0.0
-            for i in 0..<n { dot += xd[a * n + i] * xd[b * n + i]; na += xd[a * n + i]; nb += xd[b * n + i] }
+            for i in 0..<n { dot += xd[a * n + i] * xd[b * n + i]; na += xd[a * n + i] * xd[a * n + i]; nb += xd[b * n + i] * xd[b * n + i] }
             return ntk.value(dot: dot, normX: na, normY: nb)
         }
         var k = [Double](repeating: 0, count: u * u)
@@ -96,6 +109,15 @@ struct CFModelTests {
             try model.score(context: x, rows: 0..<u, userIndex: (0..<u).map(Int32.init), into: p.baseAddress!, algebra: algebra, pool: pool)
         }
         assertClose(got, expected, Tolerance(rtol: 2e-3, atol: 1e-4, reason: "fp32 kernel and Cholesky solve vs fp64 inverse"), "∞-AE scores")
+        // The model file keeps the support's values: the loaded model scores the same.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("reckit-infae-\(getpid())-\(users)-\(weighted).model").path
+        try CFModelFile.write(model, to: file)
+        let loaded = try CFModelFile.read(file)
+        var again = [Float](repeating: 0, count: u * n)
+        try again.withUnsafeMutableBufferPointer { p in
+            try loaded.score(context: x, rows: 0..<u, userIndex: (0..<u).map(Int32.init), into: p.baseAddress!, algebra: algebra, pool: pool)
+        }
+        #expect(again == got)
     }
 
     /// Golden values from `neural_tangents` 0.6.5 (jax 0.5.0, float32): `kernel_fn(x, x, 'ntk')` of

@@ -40,16 +40,18 @@ struct DistillCFTests {
         let z = (0..<(mu * n)).map { _ in Float(rng.nextDouble() * 4 - 2) }
         let noise = (0..<(mu * n)).map { _ in Float(rng.nextDouble() - 0.5) }
         let batch = (0..<(bu * n)).map { _ in rng.nextDouble() < 0.35 ? Float(1) : 0 }
-        let (_, g) = try DistillCF.lossAndGradient(z: z, noise: noise, batch: batch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
+        // The teacher loss fits P to real-valued scores (a full model's) instead of the 0/1 rows.
+        let target: [Float]? = loss == .teacher ? (0..<(bu * n)).map { _ in Float(rng.nextDouble() * 1.2 - 0.1) } : nil
+        let (_, g) = try DistillCF.lossAndGradient(z: z, noise: noise, batch: batch, target: target, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                    algebra: algebra, pool: pool)
         var worst = 0.0
         for k in 0..<(mu * n) {
             let h: Float = 2e-2
             var zp = z, zm = z
             zp[k] += h; zm[k] -= h
-            let lp = try DistillCF.lossAndGradient(z: zp, noise: noise, batch: batch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
+            let lp = try DistillCF.lossAndGradient(z: zp, noise: noise, batch: batch, target: target, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                    algebra: algebra, pool: pool).loss
-            let lm = try DistillCF.lossAndGradient(z: zm, noise: noise, batch: batch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
+            let lm = try DistillCF.lossAndGradient(z: zm, noise: noise, batch: batch, target: target, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                    algebra: algebra, pool: pool).loss
             let fd = (lp - lm) / Double(2 * h)
             worst = max(worst, abs(fd - Double(g[k])) / max(0.05, abs(fd)))

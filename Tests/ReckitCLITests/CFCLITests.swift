@@ -83,6 +83,26 @@ struct CFCLITests {
         #expect((ratio[0] ?? 0) > 0.2 && (ratio[60] ?? 0) > 0.2, "\(ratio)")
         let bad = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "100000", "--output", dir + "/x.tsv"], env: env)
         #expect(bad.status == 65 && bad.err.contains("--users"), "\(bad.err)")
+        // A soft summary: weights in (0, 1) in the rating column, which `cf fit --weighted` reads as the entries' values.
+        // (Its nDCG need not equal distill's: the file lists only the items some synthetic user has, and the
+        // kernel's input width is the item count.)
+        let soft = dir + "/soft.tsv"
+        let r = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "12", "--steps", "30", "--batch-users", "100",
+                                          "--summary", "soft", "--output", soft, "--valid", f.valid, "--json", "--threads", "2"], env: env)
+        #expect(r.status == 0, "\(r.err)")
+        let j = try Self.json(r.out)
+        let weights = try String(contentsOfFile: soft, encoding: .utf8).split(separator: "\n").dropFirst().map { Double($0.split(separator: "\t")[2])! }
+        #expect(!weights.isEmpty && weights.allSatisfy { $0 > 0 && $0 < 1 } && weights.contains { $0 < 0.99 }, "soft weights")
+        let lambda = try #require(j["summary_lambda"] as? Double)
+        let fit = try CLIContractTests.run(["cf", "fit", "--model", "infae", "--train", soft, "--weighted", "--lambda", "\(lambda)",
+                                            "--output", dir + "/soft.model", "--json", "--threads", "2"], env: env)
+        #expect(fit.status == 0, "\(fit.err)")
+        let eval = try CLIContractTests.run(["cf", "eval", "--model", dir + "/soft.model", "--context", f.train, "--test", f.valid, "--k", "10", "--json"], env: env)
+        #expect(eval.status == 0, "\(eval.err)")
+        let e = try Self.json(eval.out)
+        let got = try #require(e["ndcg@10"] as? Double)
+        #expect(got > 0 && (j["ndcg@10"] as? Double ?? 0) > 0, "\(e)")
+        #expect(try Self.json(fit.out)["interactions"] as? Int == weights.count)
     }
 
     @Test("A converted dataset directory and its text file fit the same EASE model")

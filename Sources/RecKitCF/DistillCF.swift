@@ -30,6 +30,8 @@ public enum DistillCF {
         /// Real users per step (all when larger than U).
         public var batchUsers = 2048
         public var learningRate: Float = 0.3
+        /// Cosine decay of the learning rate over the steps to `learningRate`·0.05 (false: constant).
+        public var cosineDecay = false
         public var temperature: Float = 1
         /// λ of the ∞-AE fit on the summary inside the loss (relative to the mean kernel diagonal).
         public var lambda: Float = 5
@@ -43,9 +45,12 @@ public enum DistillCF {
         public var cardinality: Float = 0.001
         public var meanDegree: Double = 1
         /// What the summary is: `binary` (trained through the binary Gumbel-softmax, written as 0/1 interactions) or
-        /// `soft` (S = σ(Z/τ) without noise, written as weighted interactions, entries below `softFloor` dropped).
+        /// `soft` (written as weights S = σ(Z/τ), entries below `softFloor` dropped). A soft summary is trained on the
+        /// relaxation's noise-free value by default; `noiseAnneal` > 0 adds Gumbel noise scaled by
+        /// max(0, 1 − t/(`noiseAnneal`·steps)) at step t (measured worse on ML-1M: docs/cf.md).
         public var summary = Summary.binary
         public var softFloor: Float = 1e-3
+        public var noiseAnneal: Float = 0
         /// λ of the full-data ∞-AE whose scores `Loss.teacher` matches.
         public var teacherLambda: Float = 5
         public init() {}
@@ -241,11 +246,15 @@ public enum DistillCF {
                 for c in train.row(user) { batch[r * n + Int(c)] = 1 }
                 if !teacher.isEmpty { for j in 0..<n { targetBatch[r * n + j] = teacher[user * n + j] } }
             }
-            if o.summary == .binary {
+            // Gumbel-softmax noise: throughout for a binary summary; annealed to zero for a soft one.
+            let scale: Float = o.summary == .binary ? 1 : o.noiseAnneal > 0 ? max(0, 1 - Float(step) / (o.noiseAnneal * Float(o.steps))) : 0
+            if scale > 0 {
                 for k in 0..<(mu * n) {
                     let x = min(max(rng.nextDouble(), 1e-12), 1 - 1e-12)
-                    noise[k] = Float(log(x / (1 - x)))
+                    noise[k] = scale * Float(log(x / (1 - x)))
                 }
+            } else if noise[0] != 0 || noise[mu * n - 1] != 0 {
+                for k in 0..<(mu * n) { noise[k] = 0 }
             }
             let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, target: teacher.isEmpty ? nil : targetBatch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                 algebra: algebra, pool: pool)
@@ -253,10 +262,11 @@ public enum DistillCF {
             losses.append(loss)
             let t = Float(step + 1)
             let c1 = 1 - pow(b1, t), c2 = 1 - pow(b2, t)
+            let lr = o.cosineDecay ? o.learningRate * (0.05 + 0.95 * 0.5 * (1 + cos(Float.pi * Float(step) / Float(max(o.steps - 1, 1))))) : o.learningRate
             for k in 0..<(mu * n) {
                 m[k] = b1 * m[k] + (1 - b1) * g[k]
                 v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
-                z[k] -= o.learningRate * (m[k] / c1) / ((v[k] / c2).squareRoot() + eps)
+                z[k] -= lr * (m[k] / c1) / ((v[k] / c2).squareRoot() + eps)
             }
             progress(step + 1, loss)
         }

@@ -22,7 +22,9 @@ struct CFDistillCommand: ParsableCommand {
     @Option(name: .long, help: "Seed (initial users, batches, noise; default 1).") var seed: UInt64 = 1
     @Option(name: .long, help: "Reconstruction loss: squared (∞-AE's ridge objective, default) or softmax (the paper's multinomial cross-entropy).") var loss: String = "squared"
     @Option(name: .long, help: "Cardinality penalty ρ (default 0.001, the paper's).") var cardinality: Float = 0.001
-    @Option(name: .long, help: "binary: 0/1 summary trained through the Gumbel-softmax (default); soft: weights σ(Z/τ) in (0,1), written in the rating column (fit it with `cf fit --weighted`).") var summary: String = "binary"
+    @Option(name: .long, help: "binary: 0/1 summary trained through the Gumbel-softmax (default); soft: weights σ(Z/τ) in (0,1), trained without noise, written in the rating column (fit it with `cf fit --weighted`; the better summary on ML-1M).") var summary: String = "binary"
+    @Flag(name: .customLong("cosine-decay"), help: "Decay the learning rate along a cosine to 5% of --lr by the last step.") var cosineDecay = false
+    @Option(name: .customLong("noise-anneal"), help: "Soft summaries: Gumbel noise decaying to zero over this fraction of the steps (default 0: none).") var noiseAnneal: Float = 0
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -51,6 +53,9 @@ struct CFDistillCommand: ParsableCommand {
         o.cardinality = cardinality
         guard let kind = DistillCF.Summary(rawValue: summary) else { throw ValidationError("--summary must be binary or soft") }
         o.summary = kind
+        guard noiseAnneal >= 0, noiseAnneal.isFinite else { throw ValidationError("--noise-anneal must be ≥ 0") }
+        o.noiseAnneal = noiseAnneal
+        o.cosineDecay = cosineDecay
         let threads = common.resolvedThreads
         let run = try CarbonRun(command: "cf distill", model: "infae", options: carbon, threads: threads)
         let report = try run.measure { try onCFError { () throws(CFError) -> Report in

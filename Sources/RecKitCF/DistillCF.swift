@@ -220,7 +220,7 @@ public enum DistillCF {
         var losses: [Double] = []
         let bu = min(o.batchUsers, u)
         var batch = [Float](repeating: 0, count: bu * n)
-        var noise = [Float](repeating: 0, count: mu * n)
+        var noise = [Float](repeating: 0, count: mu * n), noisy = false
         // The teacher: full-data ∞-AE's scores for every real user (its own items as the context) [U × I].
         var teacher: [Float] = []
         var targetBatch: [Float] = []
@@ -244,17 +244,20 @@ public enum DistillCF {
             for k in 0..<(bu * n) { batch[k] = 0 }
             for (r, user) in users.prefix(bu).enumerated() {
                 for c in train.row(user) { batch[r * n + Int(c)] = 1 }
-                if !teacher.isEmpty { for j in 0..<n { targetBatch[r * n + j] = teacher[user * n + j] } }
+                if !teacher.isEmpty { targetBatch[(r * n)..<((r + 1) * n)] = teacher[(user * n)..<((user + 1) * n)] }
             }
-            // Gumbel-softmax noise: throughout for a binary summary; annealed to zero for a soft one.
+            // Gumbel-softmax noise: throughout for a binary summary; for a soft one annealed to zero, after which the
+            // buffer is zeroed once and stays so.
             let scale: Float = o.summary == .binary ? 1 : o.noiseAnneal > 0 ? max(0, 1 - Float(step) / (o.noiseAnneal * Float(o.steps))) : 0
             if scale > 0 {
                 for k in 0..<(mu * n) {
                     let x = min(max(rng.nextDouble(), 1e-12), 1 - 1e-12)
                     noise[k] = scale * Float(log(x / (1 - x)))
                 }
-            } else if noise[0] != 0 || noise[mu * n - 1] != 0 {
+                noisy = true
+            } else if noisy {
                 for k in 0..<(mu * n) { noise[k] = 0 }
+                noisy = false
             }
             let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, target: teacher.isEmpty ? nil : targetBatch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                 algebra: algebra, pool: pool)

@@ -70,15 +70,18 @@ public struct InteractionMatrix: Sendable, Equatable {
     }
 
     /// The sorted items of row `r`.
-    @inlinable public func row(_ r: Int) -> ArraySlice<Int32> { columnIndices[rowStart[r]..<rowStart[r + 1]] }
+    @inlinable public func row(_ r: Int) -> ArraySlice<Int32> { columnIndices[entries(r)] }
 
     public func rowCount(_ r: Int) -> Int { rowStart[r + 1] - rowStart[r] }
+
+    /// Row `r`'s positions in `columnIndices` (and `values`).
+    @inlinable public func entries(_ r: Int) -> Range<Int> { rowStart[r]..<rowStart[r + 1] }
 
     /// ‖x_r‖², the squared norm of row `r` (its item count when binary).
     public func rowNorm(_ r: Int) -> Float {
         guard let values else { return Float(rowCount(r)) }
         var t: Float = 0
-        for k in rowStart[r]..<rowStart[r + 1] { t += values[k] * values[k] }
+        for k in entries(r) { t += values[k] * values[k] }
         return t
     }
 
@@ -101,7 +104,7 @@ public struct InteractionMatrix: Sendable, Equatable {
         for (k, r) in range.enumerated() {
             let base = out + k * columns
             if let values {
-                for p in rowStart[r]..<rowStart[r + 1] { base[Int(columnIndices[p])] = values[p] }
+                for p in entries(r) { base[Int(columnIndices[p])] = values[p] }
             } else {
                 for c in row(r) { base[Int(c)] = 1 }
             }
@@ -120,7 +123,7 @@ public struct InteractionMatrix: Sendable, Equatable {
         var start = [0], cols: [Int32] = [], vals: [Float] = []
         for r in indices {
             cols += row(r); start.append(cols.count)
-            if let values { vals += values[rowStart[r]..<rowStart[r + 1]] }
+            if let values { vals += values[entries(r)] }
         }
         return InteractionMatrix(unchecked: indices.count, columns: columns, rowStart: start, columnIndices: cols, values: values == nil ? nil : vals)
     }

@@ -79,33 +79,22 @@ public enum SafeTensors {
                 if source is ExternalTensorBytes { fileOffsets[t.name] = cursor; try w.skip(t.byteCount); continue }
                 let buffer = chunk ?? AlignedBuffer<UInt8>(count: streamChunkBytes)
                 chunk = buffer
-                var crc: UInt32 = 0, offset = 0
-                while offset < t.byteCount {
-                    let n = min(streamChunkBytes, t.byteCount - offset)
-                    let part = UnsafeMutableRawBufferPointer(start: buffer.pointer, count: n)
+                crcs[t.name] = try checksumInChunks(t.byteCount, buffer: buffer) { (part, offset) throws(CheckpointError) in
                     do throws(TensorIOError) { try source.read(into: part, at: offset) } catch {
                         throw .tensor(path: path, name: t.name, reason: "reading its rows: \(error)")
                     }
-                    crc = reckit_crc32c(crc, part.baseAddress, n)
                     try w.write(UnsafeRawBufferPointer(part))
-                    offset += n
                 }
-                crcs[t.name] = crc
             }
             if let external, !externalNames.isEmpty {
                 try w.extend(to: cursor)  // the holes exist before anyone writes into them
                 try external(w.temporaryPath, fileOffsets)
                 let buffer = chunk ?? AlignedBuffer<UInt8>(count: streamChunkBytes)
                 for t in ordered where t.source is ExternalTensorBytes {
-                    var crc: UInt32 = 0, offset = 0
-                    while offset < t.byteCount {
-                        let n = min(streamChunkBytes, t.byteCount - offset)
-                        let part = UnsafeMutableRawBufferPointer(start: buffer.pointer, count: n)
-                        try w.read(into: part, at: fileOffsets[t.name]! + offset)
-                        crc = reckit_crc32c(crc, part.baseAddress, n)
-                        offset += n
+                    let base = fileOffsets[t.name]!
+                    crcs[t.name] = try checksumInChunks(t.byteCount, buffer: buffer) { (part, offset) throws(CheckpointError) in
+                        try w.read(into: part, at: base + offset)
                     }
-                    crcs[t.name] = crc
                 }
             }
             if streamed {
@@ -117,6 +106,21 @@ public enum SafeTensors {
                 try w.write(last, at: 0)
             }
         }
+    }
+
+    /// CRC-32C of `count` bytes that `fill(chunk, offset)` puts into `buffer` chunk by chunk (streamed tensors, read
+    /// from their source; external ones, read back from the file).
+    static func checksumInChunks(_ count: Int, buffer: AlignedBuffer<UInt8>,
+                                 _ fill: (UnsafeMutableRawBufferPointer, Int) throws(CheckpointError) -> Void) throws(CheckpointError) -> UInt32 {
+        var crc: UInt32 = 0, offset = 0
+        while offset < count {
+            let n = min(streamChunkBytes, count - offset)
+            let part = UnsafeMutableRawBufferPointer(start: buffer.pointer, count: n)
+            try fill(part, offset)
+            crc = reckit_crc32c(crc, part.baseAddress, n)
+            offset += n
+        }
+        return crc
     }
 
     /// The 8-byte length and the JSON header (padded with spaces to a multiple of 8, plus `reserve` more bytes).
@@ -277,16 +281,19 @@ enum AtomicWrite {
         /// Writes `data` at byte `offset` of the file (the header, rewritten last), leaving the file position alone.
         func write(_ data: Data, at offset: Int) throws(CheckpointError) {
             let failure: CheckpointError? = data.withUnsafeBytes { raw in
-                var done = 0
-                while done < raw.count {
-                    let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
-                    done += n
-                }
-                return nil
+                do throws(CheckpointError) { try write(raw, at: offset); return nil } catch { return error }
             }
             if let failure { throw failure }
+        }
+        /// Writes `raw` at byte `offset` (`pwrite`, retried until complete), leaving the file position alone.
+        func write(_ raw: UnsafeRawBufferPointer, at offset: Int) throws(CheckpointError) {
+            var done = 0
+            while done < raw.count {
+                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
         }
     }
 
@@ -337,15 +344,8 @@ extension SafeTensors {
         let fd = open(path, O_WRONLY)
         guard fd >= 0 else { throw .io(path: path, reason: "cannot open the checkpoint being written: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        for piece in pieces where piece.bytes.count > 0 {
-            var done = 0
-            while done < piece.bytes.count {
-                let n = pwrite(fd, piece.bytes.baseAddress! + done, piece.bytes.count - done, off_t(piece.offset + done))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { throw .io(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
+        let sink = AtomicWrite.Sink(fd: fd, path: path, temporaryPath: path)
+        for piece in pieces where piece.bytes.count > 0 { try sink.write(piece.bytes, at: piece.offset) }
         guard fsync(fd) == 0 else { throw .io(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))") }
     }
 }

@@ -115,6 +115,11 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
     }
 
     /// Runs a collective, reporting its failure as a training error.
+    /// The rows (and optimizer state) of shard `i` of `e`, which this rank owns.
+    func localStorage(_ e: ShardedEmbeddings, shard i: Int) -> DenseRowStorage {
+        e.local!.storages[e.localShards.firstIndex(of: i)!] as! DenseRowStorage
+    }
+
     func collective<T>(_ body: () throws(CommError) -> T) throws(TrainingError) -> T {
         do throws(CommError) { return try body() } catch { throw .options(error.description) }
     }
@@ -184,8 +189,7 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                 // This rank's shards of table t: weights then state, shard order.
                 var mine: [Float] = []
                 for i in shardIdx where e.shards[i].rank == rank {
-                    let li = e.localShards.firstIndex(of: i)!
-                    let st = e.local!.storages[li] as! DenseRowStorage
+                    let st = localStorage(e, shard: i)
                     mine.append(contentsOf: UnsafeBufferPointer(start: st.weights.pointer, count: st.weights.count))
                     mine.append(contentsOf: UnsafeBufferPointer(start: st.state.pointer, count: st.state.count))
                 }
@@ -209,7 +213,6 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                 guard rank == root else { continue }
                 let d = spec.dim
                 let weight = AlignedBuffer<Float>(count: spec.rows * d)
-                let stateShape: [Int] = optimizer == .rowWiseAdagrad ? [spec.rows] : [spec.rows, d]
                 let state = AlignedBuffer<Float>(count: optimizer?.stateCount(rows: spec.rows, dim: d) ?? 0)
                 state.pointer.update(repeating: 0, count: state.count)
                 var cursor = offsets(recvCounts).map { $0 / 4 }
@@ -221,9 +224,8 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                         let st = src + s.rows.count * cw
                         switch optimizer {
                         case .rowWiseAdagrad?:
-                            // A column slice's row state is the mean square over its columns: weight it by its width.
-                            let share = Float(cw) / Float(d)
-                            for (lr, row) in s.rows.enumerated() { state.pointer[row] += s.kind == .columnWise ? share * st[lr] : st[lr] }
+                            let weight = s.rowStateWeight(dim: d)
+                            for (lr, row) in s.rows.enumerated() { state.pointer[row] += weight * st[lr] }
                         case .adagrad?:
                             s.copy(whole: state.pointer, dim: d, shard: st, toShard: false)
                         case .sgd?, nil: break
@@ -234,7 +236,9 @@ public final class DistributedTraining: TrainingDistribution, @unchecked Sendabl
                 gathered += [weight, state]
                 let name = e.prefix + "." + spec.name
                 out.append(StateTensor(name: name + ".weight", shape: [spec.rows, d], role: .parameter, buffer: weight))
-                if state.count > 0 { out.append(StateTensor(name: name + ".adagrad_sum", shape: stateShape, role: .optimizerState, buffer: state)) }
+                if let shape = optimizer?.stateShape(rows: spec.rows, dim: d) {
+                    out.append(StateTensor(name: name + ".adagrad_sum", shape: shape, role: .optimizerState, buffer: state))
+                }
             }
         }
         return rank == root ? out : nil

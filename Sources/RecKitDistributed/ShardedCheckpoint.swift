@@ -22,24 +22,16 @@ import RecKitTraining
 /// shards' accumulators (as `gatherTables` computes it), summed across the ranks with one allreduce of `rows`
 /// floats and written by the owner of the table's first column shard.
 extension DistributedTraining {
-    public func checkpointTables(_ model: any CTRModel) -> [StateTensor] {
-        checkpointTables(optimizer: model.sparseOptimizer)
-    }
-
     /// Every table's weight (and sparse optimizer state) with its single-process name and global shape, bytes to be
     /// written by the shards' owners.
-    public func checkpointTables(optimizer: SparseOptimizerKind?) -> [StateTensor] {
+    public func checkpointTables(_ model: any CTRModel) -> [StateTensor] {
         var out: [StateTensor] = []
         for e in exchanges {
             for spec in e.specs {
                 let name = e.prefix + "." + spec.name
                 out.append(StateTensor(name: name + ".weight", dtype: .f32, shape: [spec.rows, spec.dim], role: .parameter, source: ExternalTensorBytes()))
-                switch optimizer {
-                case .rowWiseAdagrad?:
-                    out.append(StateTensor(name: name + ".adagrad_sum", dtype: .f32, shape: [spec.rows], role: .optimizerState, source: ExternalTensorBytes()))
-                case .adagrad?:
-                    out.append(StateTensor(name: name + ".adagrad_sum", dtype: .f32, shape: [spec.rows, spec.dim], role: .optimizerState, source: ExternalTensorBytes()))
-                case .sgd?, nil: break
+                if let shape = model.sparseOptimizer?.stateShape(rows: spec.rows, dim: spec.dim) {
+                    out.append(StateTensor(name: name + ".adagrad_sum", dtype: .f32, shape: shape, role: .optimizerState, source: ExternalTensorBytes()))
                 }
             }
         }
@@ -65,28 +57,31 @@ extension DistributedTraining {
             throw .checkpoint(.io(path: "", reason: "rank 0 could not lay out the checkpoint: \(reason)"))
         }
         // 2. Shared row-wise Adagrad state of column-wise tables (a collective every rank enters in table order).
-        var summed: [(offset: Int, buffer: [Float])] = []
+        var pieces: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
+        var summed: [AlignedBuffer<Float>] = []  // alive until the pieces pointing into them are written
         for e in exchanges {
             for (t, spec) in e.specs.enumerated() where optimizer == .rowWiseAdagrad {
                 let shards = e.shards.filter { $0.table == t }
                 guard shards.contains(where: { $0.kind == .columnWise }) else { continue }
-                var state = [Float](repeating: 0, count: spec.rows)
+                let state = AlignedBuffer<Float>(count: spec.rows)
+                state.pointer.update(repeating: 0, count: spec.rows)
                 for (i, s) in e.shards.enumerated() where s.table == t && s.rank == rank {
-                    let st = localStorage(e, shard: i)
-                    let share = Float(s.columns.count) / Float(spec.dim)
-                    for (lr, row) in s.rows.enumerated() { state[row] += share * st.state.pointer[lr] }
+                    let st = localStorage(e, shard: i), weight = s.rowStateWeight(dim: spec.dim)
+                    for (lr, row) in s.rows.enumerated() { state.pointer[row] += weight * st.state.pointer[lr] }
                 }
                 try collective { () throws(CommError) in
-                    try state.withUnsafeMutableBufferPointer { p in typed { () throws(CommError) in try comm.allreduceSum(p, ordered: true) } }.get()
+                    try comm.allreduceSum(UnsafeMutableBufferPointer(start: state.pointer, count: spec.rows), ordered: true)
                 }
                 let first = shards.first { $0.index == 0 }!
-                if first.rank == rank, let o = handOff.offsets[e.prefix + "." + spec.name + ".adagrad_sum"] { summed.append((o, state)) }
+                if first.rank == rank, let o = handOff.offsets[e.prefix + "." + spec.name + ".adagrad_sum"] {
+                    summed.append(state)
+                    pieces.append((o, UnsafeRawBufferPointer(start: state.pointer, count: spec.rows * 4)))
+                }
             }
         }
         // 3. This rank's pieces.
         var failure: CheckpointError?
         do throws(CheckpointError) {
-            var pieces: [(offset: Int, bytes: UnsafeRawBufferPointer)] = []
             for e in exchanges {
                 for (i, s) in e.shards.enumerated() where s.rank == rank {
                     let spec = e.specs[s.table], d = spec.dim, w = s.columns.count
@@ -114,14 +109,7 @@ extension DistributedTraining {
                     }
                 }
             }
-            try withExtendedLifetime(summed) { () throws(CheckpointError) in
-                for (o, buffer) in summed {
-                    try buffer.withUnsafeBytes { raw in
-                        Result { () throws(CheckpointError) in try SafeTensors.writePieces([(o, raw)], into: path) }
-                    }.get()
-                }
-                try SafeTensors.writePieces(pieces, into: path)
-            }
+            try withExtendedLifetime(summed) { () throws(CheckpointError) in try SafeTensors.writePieces(pieces, into: path) }
         } catch { failure = error }
         // 4. Every rank's shards are on disk, or every rank throws.
         let failed = try collective { () throws(CommError) in try comm.sum(failure == nil ? 0 : 1) }
@@ -132,10 +120,6 @@ extension DistributedTraining {
     public func checkpointCommitted(_ ok: Bool) throws(TrainingError) {
         let flag = try collective { () throws(CommError) in try comm.broadcast([ok ? 1 : 0], root: 0) }
         guard flag == [1] else { throw .checkpoint(.io(path: "", reason: "rank 0 could not complete the checkpoint")) }
-    }
-
-    func localStorage(_ e: ShardedEmbeddings, shard i: Int) -> DenseRowStorage {
-        e.local!.storages[e.localShards.firstIndex(of: i)!] as! DenseRowStorage
     }
 
     /// What rank 0 tells the others before they write.

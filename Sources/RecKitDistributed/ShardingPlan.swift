@@ -114,6 +114,11 @@ public struct Shard: Sendable, Equatable {
 }
 
 extension Shard {
+    /// The weight of this shard's row-wise Adagrad accumulator in the whole row's: a column slice's accumulator is
+    /// the mean square over its columns, so it counts by its width (columns / dim); row and table shards hold whole
+    /// rows (1).
+    func rowStateWeight(dim: Int) -> Float { kind == .columnWise ? Float(columns.count) / Float(dim) : 1 }
+
     /// Copies between the shard (row-major, `columns.count` wide) and its place in the whole table (row-major,
     /// `dim` wide), row by row: `toShard` from `whole` into `shard`, else back.
     func copy(whole: UnsafeMutablePointer<Float>, dim d: Int, shard: UnsafeMutablePointer<Float>, toShard: Bool) {

@@ -22,10 +22,8 @@ public final class DenseRowStorage: RowStorage, @unchecked Sendable {
 
     public func stateTensors(prefix: String) -> [StateTensor] {
         var out = [StateTensor(name: prefix + ".weight", shape: [rows, dim], role: .parameter, buffer: weights)]
-        switch optimizer {
-        case .adagrad?: out.append(StateTensor(name: prefix + ".adagrad_sum", shape: [rows, dim], role: .optimizerState, buffer: state))
-        case .rowWiseAdagrad?: out.append(StateTensor(name: prefix + ".adagrad_sum", shape: [rows], role: .optimizerState, buffer: state))
-        case .sgd?, nil: break
+        if let shape = optimizer?.stateShape(rows: rows, dim: dim) {
+            out.append(StateTensor(name: prefix + ".adagrad_sum", shape: shape, role: .optimizerState, buffer: state))
         }
         return out
     }

@@ -390,11 +390,9 @@ public final class TieredRowStorage: RowStorage, @unchecked Sendable {
         }
         out.append(StateTensor(name: prefix + ".weight", dtype: .f32, shape: [rows, dim], role: .parameter,
                                source: TierTensorSource(self, byteOffset: 0, bytesPerRow: layout.weightBytes)))
-        switch optimizer {
-        case .adagrad?, .rowWiseAdagrad?:
-            out.append(StateTensor(name: prefix + ".adagrad_sum", dtype: .f32, shape: optimizer == .adagrad ? [rows, dim] : [rows],
-                                   role: .optimizerState, source: TierTensorSource(self, byteOffset: layout.weightBytes, bytesPerRow: 4 * layout.stateFloats)))
-        case .sgd?, nil: break
+        if let shape = optimizer?.stateShape(rows: rows, dim: dim) {
+            out.append(StateTensor(name: prefix + ".adagrad_sum", dtype: .f32, shape: shape, role: .optimizerState,
+                                   source: TierTensorSource(self, byteOffset: layout.weightBytes, bytesPerRow: 4 * layout.stateFloats)))
         }
         return out
     }

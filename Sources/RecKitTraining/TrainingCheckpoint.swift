@@ -68,17 +68,14 @@ public enum TrainingCheckpoint {
                      rowsSeen: rowsSeen, tables: d.checkpointTables(model), to: path) { (temporary, offsets) throws(CheckpointError) in
                 handedOff = true
                 do throws(TrainingError) { try d.writeShards(.success((temporary, offsets)), optimizer: model.sparseOptimizer); agreed = true } catch {
-                    if case .checkpoint(let e) = error { throw e }
-                    throw .io(path: path, reason: error.description)
+                    throw error.checkpointError(path: path)
                 }
             }
         } catch {
             // The others wait for the hand-off if it never came, or for the commit if every shard was written: tell
             // them it failed. (A failed shard write has already failed every rank together.)
             if !handedOff {
-                let e: CheckpointError
-                if case .checkpoint(let c) = error { e = c } else { e = .io(path: path, reason: error.description) }
-                try? d.writeShards(.failure(e), optimizer: model.sparseOptimizer)
+                try? d.writeShards(.failure(error.checkpointError(path: path)), optimizer: model.sparseOptimizer)
             } else if agreed {
                 try? d.checkpointCommitted(false)
             }
@@ -135,5 +132,13 @@ public enum TrainingCheckpoint {
         optimizer.setStep(record.step ?? meta.step)
         let recipe = meta.recipe.flatMap { try? JSONDecoder().decode(TrainOptions.File.self, from: $0) }
         return Resumed(model: model, optimizer: optimizer, position: position, metadata: meta, recipe: recipe, tiering: provider)
+    }
+}
+
+extension TrainingError {
+    /// The checkpoint error this is, or one saying what went wrong while writing `path`.
+    func checkpointError(path: String) -> CheckpointError {
+        if case .checkpoint(let e) = self { return e }
+        return .io(path: path, reason: description)
     }
 }

@@ -76,7 +76,7 @@ struct CFDistillCommand: ParsableCommand {
             let seconds = Date().timeIntervalSince(clock)
             var out = Interactions(source: "distill-cf")
             for u in 0..<summary.rows {
-                for p in summary.rowStart[u]..<summary.rowStart[u + 1] {
+                for p in summary.entries(u) {
                     out.users.append(Int64(u + 1)); out.items.append(itemMap.ids[Int(summary.columnIndices[p])]); out.ratings.append(summary.values?[p] ?? 1)
                 }
             }

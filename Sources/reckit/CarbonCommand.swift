@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import RecKitDistributed
 import RecKitCarbon
 import RecKitData
+import RecKitDistributed
 
 /// Carbon options every measured command takes.
 struct CarbonOptions: ParsableArguments {
@@ -76,27 +76,26 @@ struct CarbonRun {
             FileHandle.standardError.write(Data("carbon: not recorded: \(note)\n".utf8))
             return nil
         }
-        do {
-            let r = try tracker.record(combined, samples: samples)
-            FileHandle.standardError.write(Data((r.summary + "\n").utf8))
-            return r
-        } catch {
-            FileHandle.standardError.write(Data("carbon: not recorded: \(error)\n".utf8))
-            return nil
-        }
+        return recorded { try tracker.record(combined, samples: samples) }
     }
 
-    /// This host's name as a 52-bit FNV-1a key (exact in a Double, for the gather above).
+    /// This host's name as a 52-bit key (exact in a Double, for the gather above): the raw-id rule interaction
+    /// tokens use (`InteractionsFormat.rawID`, FNV-1a-64 of non-numeric text).
     static func hostKey() -> UInt64 {
-        var h: UInt64 = 0xcbf29ce484222325
-        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
-        return h & ((1 << 52) - 1)
+        var name = Array(ProcessInfo.processInfo.hostName.utf8)
+        guard !name.isEmpty else { return 0 }
+        return name.withUnsafeMutableBufferPointer { InteractionsFormat.rawID($0.baseAddress!, $0.count) } & ((1 << 52) - 1)
     }
 
     @discardableResult
     func finish(samples: Int? = nil) -> RunRecord? {
+        recorded { try tracker.finish(samples: samples) }
+    }
+
+    /// The ledger row `make` appends, with its one-line summary on stderr; or nil, saying why it was not recorded.
+    private func recorded(_ make: () throws -> RunRecord) -> RunRecord? {
         do {
-            let r = try tracker.finish(samples: samples)
+            let r = try make()
             FileHandle.standardError.write(Data((r.summary + "\n").utf8))
             return r
         } catch {

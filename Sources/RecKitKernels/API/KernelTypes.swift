@@ -105,6 +105,15 @@ public enum SparseOptimizerKind: String, Sendable, CaseIterable, Codable {
         case .rowWiseAdagrad: return rows
         }
     }
+
+    /// The shape of that state as a named tensor (`<table>.adagrad_sum`), nil when there is none.
+    public func stateShape(rows: Int, dim: Int) -> [Int]? {
+        switch self {
+        case .sgd: return nil
+        case .adagrad: return [rows, dim]
+        case .rowWiseAdagrad: return [rows]
+        }
+    }
 }
 
 /// Hyper-parameters of one fused sparse update.

@@ -33,6 +33,8 @@ public enum TieredBenchmark {
         public var io = TierIOEngine.uring
         public var placement = false
         public var statsBatches = 10_000
+        /// The planner's `minimumCount`: rows seen fewer times in the statistics are never pinned.
+        public var pinMinimumCount: UInt32 = TierPlanner.defaultMinimumCount
         public var rounds = 4
         public var skipInRAM = false
         public var seed: UInt64 = 1
@@ -170,6 +172,7 @@ public enum TieredBenchmark {
             for t in tables.indices { records["embeddings.C\(t + 1)"] = 68; features["embeddings.C\(t + 1)"] = "C\(t + 1)" }
             var planner = TierPlanner(cacheBytes: options.cacheBytes, recordBytes: records, features: features)
             planner.minimumSlots = options.minimumSlots
+            planner.minimumCount = c.pinMinimumCount
             var plan = try planner.plan(stats, statsPath: "(in memory)")
             let byName = Dictionary(stats.tables.map { ($0.name, $0) }, uniquingKeysWith: { (a: RowAccessStats.Table, _: RowAccessStats.Table) in a })
             for i in plan.tables.indices where plan.tables[i].mode == .tiered {

@@ -23,7 +23,9 @@ public enum CFFit {
     public static func defaultLambda(_ kind: CFModelKind) -> Float { kind == .ease ? 800 : 5 }
     /// The `--lambda auto` grids: EASE's λ is an absolute ridge, ∞-AE's is relative to the mean kernel diagonal.
     public static func defaultGrid(_ kind: CFModelKind) -> [Float] {
-        kind == .ease ? [50, 100, 200, 300, 500, 800, 1200, 2000, 4000] : [0.5, 1, 2, 3, 5, 8, 12, 20, 50]
+        // ∞-AE: down to 0.01 (relative to the mean kernel diagonal) — fit on the full ML-1M data the best λ is 5,
+        // but small or soft data (Distill-CF summaries) are best fit with λ ≤ 0.5.
+        kind == .ease ? [50, 100, 200, 300, 500, 800, 1200, 2000, 4000] : [0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 8, 12, 20, 50]
     }
 
     public struct Report: Sendable, Encodable {
@@ -64,10 +66,20 @@ public enum CFFit {
             let shared = options.kind == .ease ? try EASEModel.gramMatrix(train, algebra: algebra)
                                                : try InfiniteAEModel.kernelMatrix(train, algebra: algebra, pool: pool)
             var best: (any CFModel, Double)?
+            var lastFailure: CFError?
             for (step, lambda) in grid.enumerated() {
-                let candidate: any CFModel = options.kind == .ease
-                    ? try EASEModel.fit(gram: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
-                    : try InfiniteAEModel.fit(kernel: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+                let candidate: any CFModel
+                do throws(CFError) {
+                    candidate = options.kind == .ease
+                        ? try EASEModel.fit(gram: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+                        : try InfiniteAEModel.fit(kernel: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+                } catch {
+                    // A λ too small for the factorization in fp32 is skipped, not fatal: the grid goes on.
+                    guard case .numerical = error else { throw error }
+                    logger.warning("λ \(lambda): \(error); skipped")
+                    lastFailure = error
+                    continue
+                }
                 let r = try RankingEvaluation.evaluate(model: candidate, context: events, test: valid, ks: [10], algebra: algebra, pool: pool)
                 let ndcg = r.metrics["ndcg@10"] ?? .nan
                 search.append(.init(lambda: Double(lambda), ndcg10: ndcg))
@@ -75,7 +87,8 @@ public enum CFFit {
                 logger.info("λ \(lambda): validation nDCG@10 \(String(format: "%.4f", ndcg)) [\(step + 1)/\(grid.count), \(String(format: "%.1f", elapsed)) s, ETA \(String(format: "%.0f", elapsed / Double(step + 1) * Double(grid.count - step - 1))) s]")
                 if best == nil || ndcg > best!.1 { best = (candidate, ndcg) }
             }
-            model = best!.0
+            guard let best else { throw lastFailure ?? .invalidOptions("the λ grid is empty") }
+            model = best.0
         } else {
             switch options.kind {
             case .pop: model = PopularityModel(train: train, users: users, items: items)

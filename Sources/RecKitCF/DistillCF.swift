@@ -53,6 +53,18 @@ public enum DistillCF {
         public var noiseAnneal: Float = 0
         /// λ of the full-data ∞-AE whose scores `Loss.teacher` matches.
         public var teacherLambda: Float = 5
+        /// Probability that a real user's interaction is hidden from the summary's model's input in a step while the
+        /// target keeps it (0: none). The loss then asks the summary to predict items it was not shown, which is what
+        /// the evaluation asks (held-out items from a context) — a denoising ∞-AE objective.
+        public var inputDropout: Float = 0
+        /// Leave the items the summary's model was shown (the batch's input rows) out of the loss: the evaluation
+        /// ranks only items outside a user's context, so only those scores are fitted (with `teacher`: the full
+        /// model's scores of the items the user has not interacted with; with `squared` it needs `inputDropout`, the
+        /// hidden items being the positives).
+        public var maskInput = false
+        /// Every this many steps (and after the last) the summary is scored by `distill`'s `select` closure and the
+        /// best-scoring one is returned (0: the last step's; the paper selects by validation HR@100 every 40 steps).
+        public var selectEvery = 0
         public init() {}
     }
 
@@ -106,24 +118,26 @@ public enum DistillCF {
         case .squared, .teacher:
             let scaleB = 2 / Float(bu)
             let y = target ?? batch
+            let mask = o.maskInput
             for k in 0..<(bu * n) {
-                let r = p[k] - y[k]
+                let r = mask && batch[k] > 0 ? 0 : p[k] - y[k]
                 loss += Double(r * r)
                 p[k] = scaleB * r  // p now holds ∂L/∂P
             }
         case .softmaxCrossEntropy:
             // −Σᵢ xᵤᵢ log softmax(Pᵤ)ᵢ per user; ∂/∂Pᵤ = (Σᵢ xᵤᵢ)·softmax(Pᵤ) − xᵤ.
+            let y = target ?? batch
             for r in 0..<bu {
                 let row = r * n
                 var mx = -Float.infinity
                 for j in 0..<n { mx = max(mx, p[row + j]) }
                 var z = 0.0, count: Float = 0
-                for j in 0..<n { z += Double(exp(p[row + j] - mx)); count += batch[row + j] }
+                for j in 0..<n { z += Double(exp(p[row + j] - mx)); count += y[row + j] }
                 let logZ = Double(mx) + log(z)
                 for j in 0..<n {
                     let logp = Double(p[row + j]) - logZ
-                    if batch[row + j] > 0 { loss -= Double(batch[row + j]) * logp }
-                    p[row + j] = (count * Float(exp(logp)) - batch[row + j]) / Float(bu)
+                    if y[row + j] > 0 { loss -= Double(y[row + j]) * logp }
+                    p[row + j] = (count * Float(exp(logp)) - y[row + j]) / Float(bu)
                 }
             }
         }
@@ -199,10 +213,13 @@ public enum DistillCF {
         }
     }
 
-    /// Learns the summary of `train` [U × I]; returns its binarised rows (μ × I CSR over the same items) and the
-    /// loss of each step. `progress(step, loss)` is called after every step.
+    /// Learns the summary of `train` [U × I]; returns its rows (μ × I CSR over the same items), the loss of each
+    /// step and the step whose summary it is. `progress(step, loss)` is called after every step; with
+    /// `options.selectEvery` > 0, `select(summary, step)` scores the summary every that many steps (higher is
+    /// better) and the best one is returned.
     public static func distill(train: InteractionMatrix, options: Options, algebra: DenseAlgebra, pool: ThreadPool,
-                               progress: (Int, Double) -> Void = { _, _ in }) throws(CFError) -> (summary: InteractionMatrix, losses: [Double]) {
+                               select: ((InteractionMatrix, Int) throws(CFError) -> Double)? = nil,
+                               progress: (Int, Double) -> Void = { _, _ in }) throws(CFError) -> (summary: InteractionMatrix, losses: [Double], step: Int) {
         let u = train.rows, n = train.columns, mu = options.users
         var o = options
         o.meanDegree = Double(train.nonZeros) / Double(max(u, 1))
@@ -218,12 +235,15 @@ public enum DistillCF {
         var m = [Float](repeating: 0, count: mu * n), v = m
         let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
         var losses: [Double] = []
+        var best: (z: [Float], score: Double, step: Int)?
         let bu = min(o.batchUsers, u)
         var batch = [Float](repeating: 0, count: bu * n)
         var noise = [Float](repeating: 0, count: mu * n), noisy = false
         // The teacher: full-data ∞-AE's scores for every real user (its own items as the context) [U × I].
         var teacher: [Float] = []
         var targetBatch: [Float] = []
+        let dropout = Double(o.inputDropout)
+        if dropout > 0 { targetBatch = [Float](repeating: 0, count: bu * n) }
         if o.loss == .teacher {
             try MemoryBudget.check(bytes: InfiniteAEModel.fitBytes(users: u, items: n) + 4 * u * n, what: "the full-data ∞-AE teacher")
             let users = IDMap((0..<Int64(u))), items = IDMap((0..<Int64(n)))
@@ -242,8 +262,12 @@ public enum DistillCF {
             var users = Array(0..<u)
             if bu < u { for i in 0..<bu { users.swapAt(i, i + rng.nextBelow(u - i)) } }
             for k in 0..<(bu * n) { batch[k] = 0 }
+            if dropout > 0 && teacher.isEmpty { for k in 0..<(bu * n) { targetBatch[k] = 0 } }
             for (r, user) in users.prefix(bu).enumerated() {
-                for c in train.row(user) { batch[r * n + Int(c)] = 1 }
+                for c in train.row(user) {
+                    if dropout > 0 && teacher.isEmpty { targetBatch[r * n + Int(c)] = 1 }
+                    if dropout == 0 || rng.nextDouble() >= dropout { batch[r * n + Int(c)] = 1 }
+                }
                 if !teacher.isEmpty { targetBatch[(r * n)..<((r + 1) * n)] = teacher[(user * n)..<((user + 1) * n)] }
             }
             // Gumbel-softmax noise: throughout for a binary summary; for a soft one annealed to zero, after which the
@@ -259,7 +283,7 @@ public enum DistillCF {
                 for k in 0..<(mu * n) { noise[k] = 0 }
                 noisy = false
             }
-            let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, target: teacher.isEmpty ? nil : targetBatch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
+            let (loss, g) = try lossAndGradient(z: z, noise: noise, batch: batch, target: targetBatch.isEmpty ? nil : targetBatch, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                 algebra: algebra, pool: pool)
             guard loss.isFinite else { throw .numerical("Distill-CF diverged at step \(step + 1) (loss \(loss)); lower --lr") }
             losses.append(loss)
@@ -272,7 +296,17 @@ public enum DistillCF {
                 z[k] -= lr * (m[k] / c1) / ((v[k] / c2).squareRoot() + eps)
             }
             progress(step + 1, loss)
+            if let select, o.selectEvery > 0, (step + 1) % o.selectEvery == 0 || step + 1 == o.steps {
+                let score = try select(try summaryMatrix(z: z, users: mu, items: n, options: o), step + 1)
+                if best == nil || score > best!.score { best = (z, score, step + 1) }
+            }
         }
+        if let best { return (try summaryMatrix(z: best.z, users: mu, items: n, options: o), losses, best.step) }
+        return (try summaryMatrix(z: z, users: mu, items: n, options: o), losses, o.steps)
+    }
+
+    /// The summary the logits `z` [μ × I] stand for: binary (Z > 0) or soft (σ(Z/τ), entries below the floor dropped).
+    static func summaryMatrix(z: [Float], users mu: Int, items n: Int, options o: Options) throws(CFError) -> InteractionMatrix {
         var start = [0], cols: [Int32] = [], values: [Float] = []
         for i in 0..<mu {
             for j in 0..<n {
@@ -285,6 +319,6 @@ public enum DistillCF {
             }
             start.append(cols.count)
         }
-        return (try InteractionMatrix(rows: mu, columns: n, rowStart: start, columnIndices: cols, values: o.summary == .soft ? values : nil), losses)
+        return try InteractionMatrix(rows: mu, columns: n, rowStart: start, columnIndices: cols, values: o.summary == .soft ? values : nil)
     }
 }

@@ -28,7 +28,8 @@ public struct TierPlanner {
     public var minimumSlots = 16_384
     public var dynamicFraction = 0.1
     /// Rows seen fewer times than this are never pinned.
-    public var minimumCount: UInt32 = 2
+    public var minimumCount: UInt32 = Self.defaultMinimumCount
+    public static let defaultMinimumCount: UInt32 = 2
 
     public init(cacheBytes: Int, recordBytes: [String: Int], features: [String: String]) {
         self.cacheBytes = cacheBytes; self.recordBytes = recordBytes; self.features = features

@@ -37,6 +37,8 @@ struct BenchTiered: ParsableCommand {
 
     @Option(name: .customLong("stats-batches"), help: "Batches of statistics counted for --placement stats (default 10,000, ~20M lookups per table; a day of Criteo has 45M).")
     var statsBatches = 10_000
+    @Option(name: .customLong("pin-min-count"), help: "Rows seen fewer times in the statistics are never pinned (default \(TierPlanner.defaultMinimumCount)).")
+    var pinMinCount = Int(TierPlanner.defaultMinimumCount)
 
     @Flag(name: .customLong("skip-in-ram"), help: "Do not run the in-RAM comparison.")
     var skipInRAM = false
@@ -47,7 +49,7 @@ struct BenchTiered: ParsableCommand {
         guard placement == "none" || placement == "stats" else { throw ValidationError("--placement must be none or stats") }
         var c = TieredBenchmark.Config(directory: tierDirectory ?? NSTemporaryDirectory())
         c.tableGiB = tableGiB; c.cacheMiB = cacheMB; c.zipf = zipf; c.steps = max(1, steps); c.warmupSeconds = warmupSeconds
-        c.policy = cachePolicy; c.io = tierIO; c.placement = placement == "stats"; c.skipInRAM = skipInRAM; c.statsBatches = max(1, statsBatches); c.threads = common.resolvedThreads
+        c.policy = cachePolicy; c.io = tierIO; c.placement = placement == "stats"; c.skipInRAM = skipInRAM; c.statsBatches = max(1, statsBatches); c.pinMinimumCount = UInt32(max(1, pinMinCount)); c.threads = common.resolvedThreads
         let log = CLILog.logger("reckit.bench")
         let r = try TieredBenchmark.run(c) { log.info("\($0)") }
         if common.json { try printJSON(r); return }

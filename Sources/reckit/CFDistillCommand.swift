@@ -25,6 +25,9 @@ struct CFDistillCommand: ParsableCommand {
     @Option(name: .long, help: "binary: 0/1 summary trained through the Gumbel-softmax (default); soft: weights σ(Z/τ) in (0,1), trained without noise, written in the rating column (fit it with `cf fit --weighted`; the better summary on ML-1M).") var summary: String = "binary"
     @Flag(name: .customLong("cosine-decay"), help: "Decay the learning rate along a cosine to 5% of --lr by the last step.") var cosineDecay = false
     @Option(name: .customLong("noise-anneal"), help: "Soft summaries: Gumbel noise decaying to zero over this fraction of the steps (default 0: none).") var noiseAnneal: Float = 0
+    @Option(name: .customLong("input-dropout"), help: "Hide each real interaction from the summary model's input with this probability per step, keeping it in the target (default 0).") var inputDropout: Float = 0
+    @Flag(name: .customLong("mask-input"), help: "Leave the items shown to the summary's model out of the loss (only scores of items outside a user's context are fitted, as the evaluation ranks them; squared needs --input-dropout).") var maskInput = false
+    @Option(name: .customLong("select-every"), help: "With --valid: score the summary every N steps on half of the validation users and keep the best (the other half, never used to choose, is reported as heldout_*; default 0: keep the last step's).") var selectEvery = 0
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
 
@@ -36,8 +39,14 @@ struct CFDistillCommand: ParsableCommand {
         var ndcg10: Double?
         var full_ndcg10: Double?
         var ratio: Double?
+        var selected_step: Int?
+        var heldout_ndcg10: Double?
+        var heldout_full_ndcg10: Double?
+        var heldout_ratio: Double?
         enum CodingKeys: String, CodingKey {
-            case users, items, interactions, steps, final_loss, seconds, summary_lambda, ratio
+            case users, items, interactions, steps, final_loss, seconds, summary_lambda, ratio, selected_step, heldout_ratio
+            case heldout_ndcg10 = "heldout_ndcg@10"
+            case heldout_full_ndcg10 = "heldout_full_ndcg@10"
             case ndcg10 = "ndcg@10"
             case full_ndcg10 = "full_ndcg@10"
         }
@@ -56,6 +65,14 @@ struct CFDistillCommand: ParsableCommand {
         guard noiseAnneal >= 0, noiseAnneal.isFinite else { throw ValidationError("--noise-anneal must be ≥ 0") }
         o.noiseAnneal = noiseAnneal
         o.cosineDecay = cosineDecay
+        guard selectEvery >= 0 else { throw ValidationError("--select-every must be ≥ 0") }
+        guard selectEvery == 0 || valid != nil else { throw ValidationError("--select-every needs --valid") }
+        o.selectEvery = selectEvery
+        guard inputDropout >= 0, inputDropout < 1 else { throw ValidationError("--input-dropout must be in [0, 1)") }
+        o.inputDropout = inputDropout
+        guard !maskInput || loss != "squared" || inputDropout > 0 else { throw ValidationError("--mask-input with the squared loss needs --input-dropout (the hidden items are its only positives)") }
+        guard !maskInput || loss != "softmax" else { throw ValidationError("--mask-input applies to the squared and teacher losses") }
+        o.maskInput = maskInput
         let threads = common.resolvedThreads
         let run = try CarbonRun(command: "cf distill", model: "infae", options: carbon, threads: threads)
         let report = try run.measure { try onCFError { () throws(CFError) -> Report in
@@ -66,8 +83,39 @@ struct CFDistillCommand: ParsableCommand {
             let pool = ThreadPool(threads: threads)
             let algebra = try DenseAlgebra(threads: threads)
             log.info("distilling \(userMap.count) users × \(itemMap.count) items into \(users) synthetic users, \(steps) steps")
+            // Step selection sees only half of the validation users (a fixed hash of the user id); the other half
+            // is reported apart, so the selected summary is also measured on users the choice never saw.
+            let halves = validation.map { Self.splitUsers($0) }
+            let synthetic = IDMap((1...o.users).map(Int64.init))
+            /// nDCG@10 of ∞-AE fit on a summary, best over the λ grid, on `test`.
+            func bestOverGrid(_ summary: InteractionMatrix, _ test: Interactions, verbose: Bool) throws(CFError) -> (Float, Double) {
+                var best: (Float, Double) = (0, -.infinity)
+                // The summary's kernel does not depend on λ: computed once for the grid (as `cf fit --lambda auto`).
+                let kernel = try InfiniteAEModel.kernelMatrix(summary, algebra: algebra, pool: pool)
+                for l in CFFit.defaultGrid(.infae) {
+                    let m: InfiniteAEModel
+                    do throws(CFError) {
+                        m = try InfiniteAEModel.fit(kernel: kernel, train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra)
+                    } catch {
+                        guard case .numerical = error else { throw error }
+                        log.warning("λ \(l): \(error); skipped")
+                        continue
+                    }
+                    let v = try RankingEvaluation.evaluate(model: m, context: events, test: test, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"] ?? .nan
+                    if verbose { log.info("∞-AE on the summary, λ \(l): validation nDCG@10 \(String(format: "%.4f", v))") }
+                    if v > best.1 { best = (l, v) }
+                }
+                guard best.1 > -.infinity else { throw .numerical("no λ of the grid could be fit on the summary") }
+                return best
+            }
+            let selectionHalf = halves?.select ?? Interactions(source: "none")
+            let select: (InteractionMatrix, Int) throws(CFError) -> Double = { summary, step throws(CFError) in
+                let (l, v) = try bestOverGrid(summary, selectionHalf, verbose: false)
+                log.info("step \(step): selection-half nDCG@10 \(String(format: "%.4f", v)) (λ \(l))")
+                return v
+            }
             let clock = Date()
-            let (summary, losses) = try DistillCF.distill(train: matrix, options: o, algebra: algebra, pool: pool) { step, loss in
+            let (summary, losses, chosen) = try DistillCF.distill(train: matrix, options: o, algebra: algebra, pool: pool, select: selectEvery > 0 ? select : nil) { step, loss in
                 if step % 10 == 0 || step == o.steps {
                     let elapsed = Date().timeIntervalSince(clock)
                     log.info("step \(step)/\(o.steps): loss \(String(format: "%.5f", loss)), \(String(format: "%.1f", elapsed)) s, ETA \(String(format: "%.0f", elapsed / Double(step) * Double(o.steps - step))) s")
@@ -84,23 +132,24 @@ struct CFDistillCommand: ParsableCommand {
             var report = Report(users: summary.rows, items: itemMap.count, interactions: summary.nonZeros, steps: o.steps, final_loss: losses.last,
                                 seconds: seconds)
             if let validation {
-                let synthetic = IDMap((1...summary.rows).map(Int64.init))
-                var best: (Float, Double)?
-                // The summary's kernel does not depend on λ: computed once for the grid (as `cf fit --lambda auto`).
-                let kernel = try InfiniteAEModel.kernelMatrix(summary, algebra: algebra, pool: pool)
-                for l in CFFit.defaultGrid(.infae) {
-                    let m = try InfiniteAEModel.fit(kernel: kernel, train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra)
-                    let r = try RankingEvaluation.evaluate(model: m, context: events, test: validation, ks: [10], algebra: algebra, pool: pool)
-                    let v = r.metrics["ndcg@10"] ?? .nan
-                    log.info("∞-AE on the summary, λ \(l): validation nDCG@10 \(String(format: "%.4f", v))")
-                    if best == nil || v > best!.1 { best = (l, v) }
-                }
+                let best = try bestOverGrid(summary, validation, verbose: true)
                 let full = try InfiniteAEModel.fit(train: matrix, users: userMap, items: itemMap, lambda: CFFit.defaultLambda(.infae), algebra: algebra, pool: pool)
                 let f = try RankingEvaluation.evaluate(model: full, context: events, test: validation, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
-                report.summary_lambda = best.map { Double($0.0) }
-                report.ndcg10 = best?.1
+                report.summary_lambda = Double(best.0)
+                report.ndcg10 = best.1
                 report.full_ndcg10 = f
-                if let a = best?.1, let f, f > 0 { report.ratio = a / f }
+                if let f, f > 0 { report.ratio = best.1 / f }
+                if selectEvery > 0, let h = halves {
+                    report.selected_step = chosen
+                    // λ of the summary's model chosen on the selection half too: nothing about the held-out half is looked at.
+                    let (l, _) = try bestOverGrid(summary, h.select, verbose: false)
+                    let m = try InfiniteAEModel.fit(train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra, pool: pool)
+                    let a = try RankingEvaluation.evaluate(model: m, context: events, test: h.heldOut, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
+                    let fh = try RankingEvaluation.evaluate(model: full, context: events, test: h.heldOut, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
+                    report.heldout_ndcg10 = a
+                    report.heldout_full_ndcg10 = fh
+                    if let a, let fh, fh > 0 { report.heldout_ratio = a / fh }
+                }
             }
             return report
         } }
@@ -109,6 +158,20 @@ struct CFDistillCommand: ParsableCommand {
         if let a = report.ndcg10, let f = report.full_ndcg10 {
             line += String(format: "; validation nDCG@10 %.4f on the summary vs %.4f on the full data (%.1f%%)", a, f, 100 * a / f)
         }
+        if let s = report.selected_step, let r = report.heldout_ratio {
+            line += String(format: "; step %d selected on half of the validation users; on the other half %.1f%%", s, 100 * r)
+        }
         print(line)
+    }
+
+    /// Validation rows split by user into a selection half and a held-out half (a fixed hash of the user id).
+    static func splitUsers(_ v: Interactions) -> (select: Interactions, heldOut: Interactions) {
+        var a = Interactions(source: v.source), b = Interactions(source: v.source)
+        for k in 0..<v.count {
+            let h = (UInt64(bitPattern: v.users[k]) &* 0x9E37_79B9_7F4A_7C15) >> 63
+            if h == 0 { a.users.append(v.users[k]); a.items.append(v.items[k]); a.ratings.append(v.ratings[k]) }
+            else { b.users.append(v.users[k]); b.items.append(v.items[k]); b.ratings.append(v.ratings[k]) }
+        }
+        return (a, b)
     }
 }

@@ -34,6 +34,8 @@ struct PlanTiering: ParsableCommand {
     @Option(name: .customLong("tier-min-table-mb"), help: "Tables smaller than this stay wholly in RAM (default 64).")
     var minimumTableMB = 64
 
+    @Option(name: .customLong("pin-min-count"), help: "Rows seen fewer times in the statistics are never pinned (default \(TierPlanner.defaultMinimumCount)).")
+    var pinMinCount = Int(TierPlanner.defaultMinimumCount)
     @Option(name: .long, help: "Write the plan here (JSON).")
     var output: String?
 
@@ -59,6 +61,7 @@ struct PlanTiering: ParsableCommand {
         }
         var planner = TierPlanner(cacheBytes: cacheMB << 20, recordBytes: records, features: features)
         planner.minimumTableBytes = minimumTableMB << 20
+        planner.minimumCount = UInt32(max(1, pinMinCount))
         let statsReference = output.map { out -> String in
             // Relative to the plan's directory when both are in the same place.
             let dir = (out as NSString).deletingLastPathComponent

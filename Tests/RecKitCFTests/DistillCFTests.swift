@@ -25,8 +25,9 @@ struct DistillCFTests {
         #expect(abs(k.diagonalSlope - f) < 1e-6)
     }
 
-    @Test("the loss gradient through the kernel, the Cholesky solve and the sampling matches finite differences", arguments: DistillCF.Loss.allCases)
-    func gradient(loss: DistillCF.Loss) throws {
+    @Test("the loss gradient through the kernel, the Cholesky solve and the sampling matches finite differences",
+          arguments: DistillCF.Loss.allCases, [false, true])
+    func gradient(loss: DistillCF.Loss, masked: Bool) throws {
         let algebra = try DenseAlgebra(threads: 1)
         let pool = ThreadPool(threads: 1)
         var rng = SeededRandom(seed: 11)
@@ -35,13 +36,17 @@ struct DistillCFTests {
         o.lambda = 0.5
         o.temperature = 0.7
         o.loss = loss
+        // Masked runs also leave the shown items out of the loss (softmax ignores the flag).
+        o.maskInput = masked
         o.cardinality = 0.01
         o.meanDegree = 3
         let z = (0..<(mu * n)).map { _ in Float(rng.nextDouble() * 4 - 2) }
         let noise = (0..<(mu * n)).map { _ in Float(rng.nextDouble() - 0.5) }
         let batch = (0..<(bu * n)).map { _ in rng.nextDouble() < 0.35 ? Float(1) : 0 }
         // The teacher loss fits P to real-valued scores (a full model's) instead of the 0/1 rows.
-        let target: [Float]? = loss == .teacher ? (0..<(bu * n)).map { _ in Float(rng.nextDouble() * 1.2 - 0.1) } : nil
+        // Input dropout: the target holds every interaction, the input (`batch`) only some of them.
+        let target: [Float]? = loss == .teacher ? (0..<(bu * n)).map { _ in Float(rng.nextDouble() * 1.2 - 0.1) }
+            : masked ? batch.map { $0 > 0 || rng.nextDouble() < 0.2 ? Float(1) : 0 } : nil
         let (_, g) = try DistillCF.lossAndGradient(z: z, noise: noise, batch: batch, target: target, batchUsers: bu, summaryUsers: mu, items: n, options: o,
                                                    algebra: algebra, pool: pool)
         var worst = 0.0
@@ -57,5 +62,62 @@ struct DistillCFTests {
             worst = max(worst, abs(fd - Double(g[k])) / max(0.05, abs(fd)))
         }
         #expect(worst < 0.01, "worst relative error \(worst)")
+    }
+
+    /// A small random 0/1 matrix of `users` × `items` with about `density` of the entries set.
+    static func randomMatrix(users: Int, items: Int, density: Double, seed: UInt64) throws -> InteractionMatrix {
+        var rng = SeededRandom(seed: seed)
+        var start = [0], cols: [Int32] = []
+        for _ in 0..<users {
+            for j in 0..<items where rng.nextDouble() < density { cols.append(Int32(j)) }
+            start.append(cols.count)
+        }
+        return try InteractionMatrix(rows: users, columns: items, rowStart: start, columnIndices: cols)
+    }
+
+    @Test("step selection returns the best-scoring step's summary, the same one a run stopped there returns")
+    func stepSelection() throws {
+        let algebra = try DenseAlgebra(threads: 1)
+        let pool = ThreadPool(threads: 1)
+        let train = try Self.randomMatrix(users: 40, items: 25, density: 0.2, seed: 5)
+        for summary in DistillCF.Summary.allCases {
+            var o = DistillCF.Options()
+            o.users = 6; o.batchUsers = 16; o.summary = summary; o.inputDropout = 0.3
+            o.steps = 6; o.selectEvery = 2
+            var asked: [Int] = []
+            let chosen = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool, select: { _, step throws(CFError) in
+                asked.append(step)
+                return step == 4 ? 1 : 0
+            })
+            #expect(asked == [2, 4, 6])
+            #expect(chosen.step == 4)
+            #expect(chosen.losses.count == 6)
+            o.steps = 4; o.selectEvery = 0
+            let stopped = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)
+            #expect(stopped.step == 4)
+            #expect(chosen.summary == stopped.summary)
+            o.steps = 6
+            let last = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)
+            #expect(last.step == 6)
+            // Two more steps move every soft weight (a binary summary's signs may stay).
+            if summary == .soft { #expect(last.summary != stopped.summary, "six steps should move the summary away from four") }
+        }
+    }
+
+    @Test("input dropout hides interactions from the input only: with it the trajectory differs, and it is seeded")
+    func inputDropout() throws {
+        let algebra = try DenseAlgebra(threads: 1)
+        let pool = ThreadPool(threads: 1)
+        let train = try Self.randomMatrix(users: 40, items: 25, density: 0.25, seed: 6)
+        var o = DistillCF.Options()
+        o.users = 6; o.batchUsers = 16; o.summary = .soft; o.steps = 5
+        let plain = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)
+        o.inputDropout = 0.4
+        let a = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)
+        let b = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)
+        #expect(a.losses == b.losses)
+        #expect(a.summary == b.summary)
+        #expect(a.losses != plain.losses)
+        #expect(a.losses.allSatisfy { $0.isFinite && $0 > 0 })
     }
 }

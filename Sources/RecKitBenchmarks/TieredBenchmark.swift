@@ -62,8 +62,10 @@ public enum TieredBenchmark {
         public var inRAMPeakRSSMiB: Double?
         public var diskReadMiBs: Double
         public var diskWriteMiBs: Double
-        /// Per step, ms: lookup (slot assignment), fetch (reads on the training thread), write-back, compute (the rest
-        /// of the step), and prefetch (reads on the background queue, overlapped).
+        /// Per step, ms: lookup (slot assignment), fetch (reads in the step), write-back (queueing evicted rows) —
+        /// each summed over the tiered tables, which resolve in parallel on the pool's threads —, compute (the step
+        /// less those spread over the threads: an estimate), step (the whole step's wall time), and prefetch (reads on
+        /// the background queue, overlapped).
         public var phaseMs: [String: Double]
         public var warmupSteps: Int
         public var warmupSeconds: Double
@@ -211,7 +213,9 @@ public enum TieredBenchmark {
             "prefetch": Double(s.prefetchNanoseconds) / 1e6 / steps,
             "background_write": Double(s.backgroundWriteNanoseconds) / 1e6 / steps,
         ]
-        phases["compute"] = max(0, soloSeconds * 1e3 / steps - phases["lookup"]! - phases["fetch"]! - phases["write_back"]!)
+        let spread = Double(max(1, min(c.threads, provider.storages.count)))
+        phases["step"] = soloSeconds * 1e3 / steps
+        phases["compute"] = max(0, soloSeconds * 1e3 / steps - (phases["lookup"]! + phases["fetch"]! + phases["write_back"]!) / spread)
         let solo = Double(c.steps * c.batch) / soloSeconds
         log(String(format: "tiered: %.0f samples/s, hit rate %.4f, read %.1f MiB/s, written %.1f MiB/s, peak RSS %.0f MiB", solo, s.hitRate,
                    Double(bytesRead) / 1_048_576 / soloSeconds, Double(bytesWritten) / 1_048_576 / soloSeconds, peak))

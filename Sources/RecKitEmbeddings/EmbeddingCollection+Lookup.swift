@@ -66,14 +66,8 @@ extension EmbeddingCollection {
                 load(t, sparse, feature: f, ws)
                 ws.pooledColumn[t] = -1
             }
-            let count = ws.tables[t].count
-            do throws(EmbeddingError) {
-                ws.tables[t].resolved = try storages[t].rows(for: UnsafeMutableBufferPointer(start: ws.tables[t].ids.pointer, count: count))
-            } catch {
-                for u in 0..<t { storages[u].finishBatch(updated: false) }
-                throw error
-            }
         }
+        try resolveRows(ws, pool: pool)
         ws.pending = true
         ws.dedupFactor = dedupTables == 0 ? 1 : Double(dedupB) / Double(max(dedupU, 1))
         ws.dedupedTables = dedupTables
@@ -84,6 +78,46 @@ extension EmbeddingCollection {
             throw error
         }
         if !training { finishPending(ws, updated: false) }
+    }
+
+    /// Asks every table's storage for its rows of the batch (`rows(for:)`, which may rewrite the ids to slots),
+    /// the tables in parallel on `pool`: a tiered table probes its cache and assigns slots to misses, work that
+    /// would otherwise leave the pool's other threads idle. Tables are independent (each storage is called for one
+    /// table, by one thread), so the outcome does not depend on the schedule. If any table fails, the tables that
+    /// succeeded end their batch and the first failure (in table order) is thrown.
+    /// In-RAM storages answer at once, so without a storage that does real work per batch (one that prefetches:
+    /// a cache) the tables resolve one after the other on the calling thread (a parallel region for 26 trivial
+    /// calls measured ~2% slower for in-RAM DLRM).
+    private func resolveRows(_ ws: EmbeddingWorkspace, pool: ThreadPool) throws(EmbeddingError) {
+        let n = specs.count
+        if pool.threadCount == 1 || !storages.contains(where: { $0.prefetches }) {
+            for t in 0..<n {
+                do throws(EmbeddingError) {
+                    ws.tables[t].resolved = try storages[t].rows(for: UnsafeMutableBufferPointer(start: ws.tables[t].ids.pointer, count: ws.tables[t].count))
+                } catch {
+                    for u in 0..<t { storages[u].finishBatch(updated: false) }
+                    throw error
+                }
+            }
+            return
+        }
+        if ws.resolvedScratch.count != n { ws.resolvedScratch = [Result<ResolvedRows, EmbeddingError>?](repeating: nil, count: n) }
+        let storages = self.storages
+        let ids = (0..<n).map { UnsafeMutableBufferPointer(start: ws.tables[$0].ids.pointer, count: ws.tables[$0].count) }
+        ws.resolvedScratch.withUnsafeMutableBufferPointer { results in
+            pool.parallelFor(n) { t in
+                do throws(EmbeddingError) { results[t] = .success(try storages[t].rows(for: ids[t])) } catch { results[t] = .failure(error) }
+            }
+        }
+        var failure: EmbeddingError?
+        for t in 0..<n { if case .failure(let e)? = ws.resolvedScratch[t] { failure = e; break } }
+        for t in 0..<n {
+            if case .success(let rows)? = ws.resolvedScratch[t] {
+                if failure == nil { ws.tables[t].resolved = rows } else { storages[t].finishBatch(updated: false) }
+            }
+            ws.resolvedScratch[t] = nil
+        }
+        if let failure { throw failure }
     }
 
     /// Backward of the last training `forward` on `ws`, fused with the sparse optimizer `update`: rows change in

@@ -34,6 +34,8 @@ public final class EmbeddingWorkspace: @unchecked Sendable {
     public internal(set) var batchSize = 0
     /// Rows resolved by the last forward and not yet finished (a training forward keeps them for backward).
     var pending = false
+    /// Each table's `rows(for:)` outcome while the tables resolve in parallel (nil outside `forward`).
+    var resolvedScratch: [Result<ResolvedRows, EmbeddingError>?] = []
     /// The last batch's feature keys and, per table, the feature's index (routing cache).
     var routedKeys: [String] = []
     var route: [Int]

@@ -10,6 +10,8 @@ import RecKitKernels
 /// `finishBatch(updated:)` ends the batch. A store that cannot address every row directly makes the batch's rows
 /// resident (cache slots, fetched rows) and rewrites `ids` in place to row numbers of the view it returns; after the
 /// fused update it writes the updated rows (and their optimizer state) back where they belong. Kernels never know.
+/// The collection resolves its tables in parallel: `rows(for:)` of different storages may run at the same time on
+/// different threads (never two calls on one storage), so storages must not share unsynchronised state.
 public protocol RowStorage: AnyObject, Sendable {
     /// R (global rows of the table).
     var rows: Int { get }

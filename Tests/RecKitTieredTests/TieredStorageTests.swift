@@ -162,6 +162,44 @@ struct TieredStorageTests {
         #expect(storage.cache.map.find(6) >= 0 && storage.cache.pinned.pointer[Int(storage.cache.map.find(6))] == 1)
     }
 
+    @Test("a table failing while the tables resolve in parallel fails the batch naming it; the others end theirs and training goes on as in RAM")
+    func failureWhileResolvingInParallel() throws {
+        let rows = [400, 400, 400], dim = 4, b = 3
+        let specs = Self.specs(rows, dim: dim)
+        let initializer = EmbeddingInitializer.uniform(seed: 9, firstStream: 1, bound: { _ in 0.5 })
+        var options = TierOptions(directory: tierDirectory("parallel-failure"), cacheBytes: 100_000)
+        options.minimumTableBytes = 0
+        options.minimumSlots = 100
+        let provider = try TieredStorageProvider(options: options, tables: specs.map { ("embeddings", $0) }, optimizer: .rowWiseAdagrad)
+        let tiered = try EmbeddingCollection.dense(prefix: "embeddings", specs: specs, optimizer: .rowWiseAdagrad, initializer: initializer, provider: provider)
+        let ram = try EmbeddingCollection.dense(prefix: "embeddings", specs: specs, optimizer: .rowWiseAdagrad, initializer: initializer)
+        #expect(tiered.storages.allSatisfy { $0 is TieredRowStorage })
+        let wsT = tiered.makeWorkspace(), wsR = ram.makeWorkspace()
+        let out = AlignedBuffer<Float>(count: b * dim * 3), out2 = AlignedBuffer<Float>(count: b * dim * 3)
+        let view = MatrixView(base: out.pointer, rows: b, columns: dim * 3), view2 = MatrixView(base: out2.pointer, rows: b, columns: dim * 3)
+        let offsets = [0, dim, 2 * dim]
+        let bad = KeyedJaggedTensor(keys: ["f0", "f1", "f2"], oneHot: [[1, 2, 3], [4, 400, 5], [6, 7, 8]])
+        do {
+            try tiered.forward(bad, deduped: nil, workspace: wsT, output: view, columnOffsets: offsets, training: true, pool: Self.pool)
+            Issue.record("row 400 of a 400-row table accepted")
+        } catch {
+            #expect("\(error)".contains("embeddings.t1"), "\(error)")
+        }
+        let update = SparseUpdate(optimizer: .rowWiseAdagrad, learningRate: 0.05)
+        var d = TestData(seed: 10)
+        for step in 0..<3 {
+            let good = KeyedJaggedTensor(keys: ["f0", "f1", "f2"], oneHot: [[1, 2, Int64(3 + step)], [4, 399, 5], [6, 7, Int64(100 * step)]])
+            try ram.forward(good, deduped: nil, workspace: wsR, output: view, columnOffsets: offsets, training: true, pool: Self.pool)
+            try tiered.forward(good, deduped: nil, workspace: wsT, output: view2, columnOffsets: offsets, training: true, pool: Self.pool)
+            #expect(out.toArray().map(\.bitPattern) == out2.toArray().map(\.bitPattern), "step \(step)")
+            let grad = AlignedBuffer(d.floats(b * dim * 3))
+            let g = MatrixView(base: grad.pointer, rows: b, columns: dim * 3)
+            try ram.backward(workspace: wsR, gradOutput: g, columnOffsets: offsets, update: update, pool: Self.pool)
+            try tiered.backward(workspace: wsT, gradOutput: g, columnOffsets: offsets, update: update, pool: Self.pool)
+        }
+        for (a, t) in zip(ram.stateTensors(), tiered.stateTensors()) { #expect(try tensorBytes(a) == tensorBytes(t), "\(a.name)") }
+    }
+
     @Test("a cache smaller than one batch's distinct rows is a clear error naming the table")
     func tooSmall() throws {
         let specs = Self.specs([1000], dim: 4)

@@ -13,33 +13,40 @@ import RecKitKernels
 ///     K_ss = Θ(S, S),  A = K_ss + λ·tr(K_ss)/μ·I   [μ × μ]   (Θ: `NeuralTangentKernel`; the ridge as ∞-AE's)
 ///     α    = A⁻¹ S                                 [μ × I]
 ///     P    = Θ(X_b, S)·α                           [B × I]   ∞-AE-on-the-summary's scores for the real users
-///     L    = ‖P − X_b‖²/B + ρ·mean row sum of S / mean real degree
+///     L    = ‖M ⊙ (P − Y)‖²/B + ρ·mean row sum of S / mean real degree
 ///
-/// (∞-AE's own ridge objective plus the paper's cardinality penalty; `Loss.softmaxCrossEntropy` is the paper's
-/// −(1/B) Σᵤ Σᵢ xᵤᵢ log softmax(Pᵤ)ᵢ instead)
-/// and Adam on Z with the exact gradient of L through Θ (its partials in a, ‖x‖², ‖y‖², `partials`), the
+/// Y is X_b (`squared`: ∞-AE's own ridge objective) or T_b, the full-data ∞-AE's scores for the same users
+/// (`teacher`, the default); M masks out the items the summary's model was shown (`maskInput`, default: the
+/// evaluation ranks only items outside a user's context). With `inputDropout` the model sees X_b with some items
+/// hidden while Y keeps them. `Loss.softmaxCrossEntropy` is the paper's −(1/B) Σᵤ Σᵢ yᵤᵢ log softmax(Pᵤ)ᵢ instead;
+/// ρ is the paper's cardinality penalty.
+/// Adam on Z with the exact gradient of L through Θ (its partials in a, ‖x‖², ‖y‖², `partials`), the
 /// Cholesky solve (∂L/∂S += A⁻¹·∂L/∂α, ∂L/∂A = −A⁻¹(∂L/∂α)αᵀ), the ridge's dependence on tr(K_ss), and the
 /// sampling (∂S/∂Z = S(1−S)/τ). Binary Gumbel-softmax per (user, item) stands in for
 /// the paper's categorical Gumbel-softmax over items per synthetic user: both relax sampling a user's item set.
-/// The summary starts from μ real users drawn at random (logits ±`initialLogit`). The result is binarised by
-/// keeping each synthetic user's items with σ(Z/τ) > ½.
+/// The summary starts from μ real users drawn at random (logits ±`initialLogit`). A `binary` summary keeps each
+/// synthetic user's items with σ(Z/τ) > ½; a `soft` one (the default) is the noise-free relaxation S = σ(Z/τ)
+/// itself, trained without g and written as weights.
 public enum DistillCF {
+    /// Defaults are the configuration measured best on ML-1M (docs/cf.md: 97.3% of full-data ∞-AE nDCG@10 with 500
+    /// users): a soft summary, fitted to the full-data ∞-AE's scores of the items outside each user's context
+    /// (`teacher`, `maskInput`), λ 3.5 inside the loss, 800 Adam steps with cosine decay.
     public struct Options: Sendable {
         public var users = 500
-        public var steps = 200
+        public var steps = 800
         /// Real users per step (all when larger than U).
         public var batchUsers = 2048
         public var learningRate: Float = 0.3
         /// Cosine decay of the learning rate over the steps to `learningRate`·0.05 (false: constant).
-        public var cosineDecay = false
+        public var cosineDecay = true
         public var temperature: Float = 1
         /// λ of the ∞-AE fit on the summary inside the loss (relative to the mean kernel diagonal).
-        public var lambda: Float = 5
+        public var lambda: Float = 3.5
         public var initialLogit: Float = 2
         public var seed: UInt64 = 1
-        /// The reconstruction loss: the squared error ∞-AE's ridge regression minimises (default: it gave the better
-        /// summaries on ML-1M, docs/cf.md), or the paper's softmax cross-entropy (multinomial likelihood).
-        public var loss = Loss.squared
+        /// The loss: the full-data ∞-AE's scores (`teacher`, default: the best summaries on ML-1M, docs/cf.md), the
+        /// squared error ∞-AE's ridge regression minimises, or the paper's softmax cross-entropy.
+        public var loss = Loss.teacher
         /// ρ of the cardinality penalty (the paper's 0.001) and the real users' mean number of items it is scaled by
         /// (set by `distill` from the data).
         public var cardinality: Float = 0.001
@@ -48,7 +55,7 @@ public enum DistillCF {
         /// `soft` (written as weights S = σ(Z/τ), entries below `softFloor` dropped). A soft summary is trained on the
         /// relaxation's noise-free value by default; `noiseAnneal` > 0 adds Gumbel noise scaled by
         /// max(0, 1 − t/(`noiseAnneal`·steps)) at step t (measured worse on ML-1M: docs/cf.md).
-        public var summary = Summary.binary
+        public var summary = Summary.soft
         public var softFloor: Float = 1e-3
         public var noiseAnneal: Float = 0
         /// λ of the full-data ∞-AE whose scores `Loss.teacher` matches.
@@ -59,9 +66,9 @@ public enum DistillCF {
         public var inputDropout: Float = 0
         /// Leave the items the summary's model was shown (the batch's input rows) out of the loss: the evaluation
         /// ranks only items outside a user's context, so only those scores are fitted (with `teacher`: the full
-        /// model's scores of the items the user has not interacted with; with `squared` it needs `inputDropout`, the
-        /// hidden items being the positives).
-        public var maskInput = false
+        /// model's scores of the items the user has not interacted with; with `squared` only when `inputDropout` > 0,
+        /// the hidden items being the positives; never with `softmax`). Default on: it applies where it can.
+        public var maskInput = true
         /// Every this many steps (and after the last) the summary is scored by `distill`'s `select` closure and the
         /// best-scoring one is returned (0: the last step's; the paper selects by validation HR@100 every 40 steps).
         public var selectEvery = 0
@@ -223,6 +230,8 @@ public enum DistillCF {
         let u = train.rows, n = train.columns, mu = options.users
         var o = options
         o.meanDegree = Double(train.nonZeros) / Double(max(u, 1))
+        // Masking the shown items needs targets beyond them: the teacher's scores, or the items dropout hid.
+        o.maskInput = o.maskInput && (o.loss == .teacher || (o.loss == .squared && o.inputDropout > 0))
         guard mu >= 2, mu <= u else { throw .invalidOptions("--users must be between 2 and the \(u) real users (got \(mu))") }
         guard o.temperature > 0, o.steps >= 0, o.batchUsers >= 1 else { throw .invalidOptions("Distill-CF needs temperature > 0, steps ≥ 0, batch ≥ 1") }
         try MemoryBudget.check(bytes: 4 * (6 * mu * n + 3 * min(o.batchUsers, u) * n + 4 * mu * mu), what: "Distill-CF with \(mu) users × \(n) items")
@@ -245,7 +254,7 @@ public enum DistillCF {
         let dropout = Double(o.inputDropout)
         if dropout > 0 { targetBatch = [Float](repeating: 0, count: bu * n) }
         if o.loss == .teacher {
-            try MemoryBudget.check(bytes: InfiniteAEModel.fitBytes(users: u, items: n) + 4 * u * n, what: "the full-data ∞-AE teacher")
+            try MemoryBudget.check(bytes: InfiniteAEModel.fitBytes(users: u, items: n) + 4 * u * n, what: "the full-data ∞-AE teacher (--loss squared needs none)")
             let users = IDMap((0..<Int64(u))), items = IDMap((0..<Int64(n)))
             let full = try InfiniteAEModel.fit(train: train, users: users, items: items, lambda: o.teacherLambda, algebra: algebra, pool: pool)
             teacher = [Float](repeating: 0, count: u * n)

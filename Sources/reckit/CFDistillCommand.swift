@@ -14,19 +14,19 @@ struct CFDistillCommand: ParsableCommand {
     @Option(name: .long, help: "Synthetic users (default 500).") var users = 500
     @Option(name: .long, help: "Where to write the summary (interactions TSV).") var output: String
     @Option(name: .long, help: "Validation interactions: report nDCG@10 of ∞-AE fit on the summary against ∞-AE fit on the full data.") var valid: String?
-    @Option(name: .long, help: "Optimisation steps (default 200).") var steps = 200
+    @Option(name: .long, help: "Optimisation steps (default 800).") var steps = 800
     @Option(name: .customLong("batch-users"), help: "Real users per step (default 2048).") var batchUsers = 2048
     @Option(name: .long, help: "Adam learning rate on the summary's logits (default 0.3).") var lr: Float = 0.3
     @Option(name: .long, help: "Gumbel-softmax temperature (default 1).") var temperature: Float = 1
-    @Option(name: .long, help: "λ of ∞-AE inside the distillation loss (default 5).") var lambda: Float = 5
+    @Option(name: .long, help: "λ of ∞-AE inside the distillation loss (default 3.5).") var lambda: Float = 3.5
     @Option(name: .long, help: "Seed (initial users, batches, noise; default 1).") var seed: UInt64 = 1
-    @Option(name: .long, help: "Reconstruction loss: squared (∞-AE's ridge objective, default) or softmax (the paper's multinomial cross-entropy).") var loss: String = "squared"
+    @Option(name: .long, help: "Loss: teacher (fit the full-data ∞-AE's scores, default), squared (reconstruct the real users: ∞-AE's ridge objective) or softmax (the paper's multinomial cross-entropy).") var loss: String = "teacher"
     @Option(name: .long, help: "Cardinality penalty ρ (default 0.001, the paper's).") var cardinality: Float = 0.001
-    @Option(name: .long, help: "binary: 0/1 summary trained through the Gumbel-softmax (default); soft: weights σ(Z/τ) in (0,1), trained without noise, written in the rating column (fit it with `cf fit --weighted`; the better summary on ML-1M).") var summary: String = "binary"
-    @Flag(name: .customLong("cosine-decay"), help: "Decay the learning rate along a cosine to 5% of --lr by the last step.") var cosineDecay = false
+    @Option(name: .long, help: "soft (default): weights σ(Z/τ) in (0,1), trained without noise, written in the rating column (fit it with `cf fit --weighted`; the better summary on ML-1M); binary: a 0/1 summary trained through the Gumbel-softmax.") var summary: String = "soft"
+    @Flag(name: .customLong("cosine-decay"), inversion: .prefixedNo, help: "Decay the learning rate along a cosine to 5% of --lr by the last step (default on).") var cosineDecay = true
     @Option(name: .customLong("noise-anneal"), help: "Soft summaries: Gumbel noise decaying to zero over this fraction of the steps (default 0: none).") var noiseAnneal: Float = 0
     @Option(name: .customLong("input-dropout"), help: "Hide each real interaction from the summary model's input with this probability per step, keeping it in the target (default 0).") var inputDropout: Float = 0
-    @Flag(name: .customLong("mask-input"), help: "Leave the items shown to the summary's model out of the loss (only scores of items outside a user's context are fitted, as the evaluation ranks them; squared needs --input-dropout).") var maskInput = false
+    @Flag(name: .customLong("mask-input"), inversion: .prefixedNo, help: "Leave the items shown to the summary's model out of the loss, fitting only scores of items outside a user's context as the evaluation ranks them (default on; applies to --loss teacher, and to squared with --input-dropout).") var maskInput = true
     @Option(name: .customLong("select-every"), help: "With --valid: score the summary every N steps on half of the validation users and keep the best (the other half, never used to choose, is reported as heldout_*; default 0: keep the last step's).") var selectEvery = 0
     @OptionGroup var common: CommonOptions
     @OptionGroup var carbon: CarbonOptions
@@ -70,8 +70,6 @@ struct CFDistillCommand: ParsableCommand {
         o.selectEvery = selectEvery
         guard inputDropout >= 0, inputDropout < 1 else { throw ValidationError("--input-dropout must be in [0, 1)") }
         o.inputDropout = inputDropout
-        guard !maskInput || loss != "squared" || inputDropout > 0 else { throw ValidationError("--mask-input with the squared loss needs --input-dropout (the hidden items are its only positives)") }
-        guard !maskInput || loss != "softmax" else { throw ValidationError("--mask-input applies to the squared and teacher losses") }
         o.maskInput = maskInput
         let threads = common.resolvedThreads
         let run = try CarbonRun(command: "cf distill", model: "infae", options: carbon, threads: threads)

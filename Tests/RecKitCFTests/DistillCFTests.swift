@@ -83,6 +83,7 @@ struct DistillCFTests {
         for summary in DistillCF.Summary.allCases {
             var o = DistillCF.Options()
             o.users = 6; o.batchUsers = 16; o.summary = summary; o.inputDropout = 0.3
+            o.cosineDecay = false  // the schedule would depend on the number of steps
             o.steps = 6; o.selectEvery = 2
             var asked: [Int] = []
             let chosen = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool, select: { _, step throws(CFError) in
@@ -110,7 +111,7 @@ struct DistillCFTests {
         let pool = ThreadPool(threads: 1)
         let train = try Self.randomMatrix(users: 40, items: 25, density: 0.25, seed: 6)
         var o = DistillCF.Options()
-        o.users = 6; o.batchUsers = 16; o.summary = .soft; o.steps = 5
+        o.users = 6; o.batchUsers = 16; o.summary = .soft; o.steps = 5; o.loss = .squared
         let plain = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)
         o.inputDropout = 0.4
         let a = try DistillCF.distill(train: train, options: o, algebra: algebra, pool: pool)

@@ -103,6 +103,23 @@ struct CFCLITests {
         let got = try #require(e["ndcg@10"] as? Double)
         #expect(got > 0 && (j["ndcg@10"] as? Double ?? 0) > 0, "\(e)")
         #expect(try Self.json(fit.out)["interactions"] as? Int == weights.count)
+        // Step selection on half of the validation users, the other half reported apart; the masked teacher loss.
+        let sel = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "12", "--steps", "20", "--batch-users", "100",
+                                            "--summary", "soft", "--loss", "teacher", "--mask-input", "--select-every", "5",
+                                            "--output", dir + "/sel.tsv", "--valid", f.valid, "--json", "--threads", "2"], env: env)
+        #expect(sel.status == 0, "\(sel.err)")
+        let js = try Self.json(sel.out)
+        for key in ["selected_step", "heldout_ndcg@10", "heldout_full_ndcg@10", "heldout_ratio"] { #expect(js[key] != nil, "missing \(key)") }
+        #expect([5, 10, 15, 20].contains(js["selected_step"] as? Int ?? -1), "\(js)")
+        #expect((js["heldout_ratio"] as? Double ?? 0) > 0.2, "\(js)")
+        // The Gumbel-softmax binary summary with the squared loss (masking does not apply to it): 0/1 rows.
+        let binary = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "12", "--steps", "10", "--batch-users", "100",
+                                               "--summary", "binary", "--loss", "squared", "--no-cosine-decay", "--output", dir + "/bin.tsv"], env: env)
+        #expect(binary.status == 0, "\(binary.err)")
+        let ratings = try String(contentsOfFile: dir + "/bin.tsv", encoding: .utf8).split(separator: "\n").dropFirst().map { $0.split(separator: "\t")[2] }
+        #expect(!ratings.isEmpty && ratings.allSatisfy { Double($0) == 1 }, "binary summary ratings")
+        let noValid = try CLIContractTests.run(["cf", "distill", "--train", f.train, "--users", "12", "--select-every", "5", "--output", dir + "/z.tsv"], env: env)
+        #expect(noValid.status != 0 && noValid.err.contains("--valid"), "\(noValid.err)")
     }
 
     @Test("A converted dataset directory and its text file fit the same EASE model")

@@ -214,8 +214,9 @@ public enum TieredBenchmark {
             "background_write": Double(s.backgroundWriteNanoseconds) / 1e6 / steps,
         ]
         let spread = Double(max(1, min(c.threads, provider.storages.count)))
-        phases["step"] = soloSeconds * 1e3 / steps
-        phases["compute"] = max(0, soloSeconds * 1e3 / steps - (phases["lookup"]! + phases["fetch"]! + phases["write_back"]!) / spread)
+        let stepMs = soloSeconds * 1e3 / steps
+        phases["step"] = stepMs
+        phases["compute"] = max(0, stepMs - (phases["lookup"]! + phases["fetch"]! + phases["write_back"]!) / spread)
         let solo = Double(c.steps * c.batch) / soloSeconds
         log(String(format: "tiered: %.0f samples/s, hit rate %.4f, read %.1f MiB/s, written %.1f MiB/s, peak RSS %.0f MiB", solo, s.hitRate,
                    Double(bytesRead) / 1_048_576 / soloSeconds, Double(bytesWritten) / 1_048_576 / soloSeconds, peak))

@@ -51,6 +51,38 @@ public enum CFFit {
         }
     }
 
+    /// The λ search of `--lambda auto` (EASE or ∞-AE): fits `kind` on `train` for every λ of `grid`, the Gram / kernel
+    /// matrix computed once (it does not depend on λ), scores each on `valid` (nDCG@10, `context` excluded from the
+    /// ranking) and returns the best. A λ too small for the factorization in fp32 is skipped with a warning, not
+    /// fatal; `each(step, λ, nDCG@10)` is called for every λ fitted.
+    public static func searchLambda(_ kind: CFModelKind, train: InteractionMatrix, users: IDMap, items: IDMap, context: Interactions,
+                                    valid: Interactions, grid: [Float], algebra: DenseAlgebra, pool: ThreadPool, logger: Logger,
+                                    each: (Int, Float, Double) -> Void = { _, _, _ in }) throws(CFError) -> (model: any CFModel, lambda: Float, ndcg10: Double) {
+        guard kind == .ease || kind == .infae else { throw .invalidOptions("λ is searched for ease and infae only") }
+        let shared = kind == .ease ? try EASEModel.gramMatrix(train, algebra: algebra) : try InfiniteAEModel.kernelMatrix(train, algebra: algebra, pool: pool)
+        var best: (model: any CFModel, lambda: Float, ndcg10: Double)?
+        var lastFailure: CFError?
+        for (step, lambda) in grid.enumerated() {
+            let candidate: any CFModel
+            do throws(CFError) {
+                candidate = kind == .ease
+                    ? try EASEModel.fit(gram: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+                    : try InfiniteAEModel.fit(kernel: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
+            } catch {
+                guard case .numerical = error else { throw error }
+                logger.warning("λ \(lambda): \(error); skipped")
+                lastFailure = error
+                continue
+            }
+            let ndcg = try RankingEvaluation.evaluate(model: candidate, context: context, test: valid, ks: [10], algebra: algebra, pool: pool)
+                .metrics["ndcg@10"] ?? .nan
+            each(step, lambda, ndcg)
+            if best == nil || ndcg > best!.ndcg10 { best = (candidate, lambda, ndcg) }
+        }
+        guard let best else { throw lastFailure ?? .invalidOptions("the λ grid is empty") }
+        return best
+    }
+
     public static func fit(train events: Interactions, valid: Interactions?, options: Options, algebra: DenseAlgebra, pool: ThreadPool,
                            logger: Logger) throws(CFError) -> (model: any CFModel, report: Report) {
         let users = IDMap(events.users), items = IDMap(events.items)
@@ -62,33 +94,12 @@ public enum CFFit {
         if options.autoLambda && (options.kind == .ease || options.kind == .infae) {
             guard let valid else { throw .invalidOptions("--lambda auto needs --valid FILE") }
             let grid = options.grid ?? defaultGrid(options.kind)
-            // The Gram / kernel matrix does not depend on λ: compute it once.
-            let shared = options.kind == .ease ? try EASEModel.gramMatrix(train, algebra: algebra)
-                                               : try InfiniteAEModel.kernelMatrix(train, algebra: algebra, pool: pool)
-            var best: (any CFModel, Double)?
-            var lastFailure: CFError?
-            for (step, lambda) in grid.enumerated() {
-                let candidate: any CFModel
-                do throws(CFError) {
-                    candidate = options.kind == .ease
-                        ? try EASEModel.fit(gram: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
-                        : try InfiniteAEModel.fit(kernel: shared, train: train, users: users, items: items, lambda: lambda, algebra: algebra)
-                } catch {
-                    // A λ too small for the factorization in fp32 is skipped, not fatal: the grid goes on.
-                    guard case .numerical = error else { throw error }
-                    logger.warning("λ \(lambda): \(error); skipped")
-                    lastFailure = error
-                    continue
-                }
-                let r = try RankingEvaluation.evaluate(model: candidate, context: events, test: valid, ks: [10], algebra: algebra, pool: pool)
-                let ndcg = r.metrics["ndcg@10"] ?? .nan
+            model = try searchLambda(options.kind, train: train, users: users, items: items, context: events, valid: valid, grid: grid,
+                                     algebra: algebra, pool: pool, logger: logger) { step, lambda, ndcg in
                 search.append(.init(lambda: Double(lambda), ndcg10: ndcg))
                 let elapsed = (ContinuousClock.now - clock).seconds
                 logger.info("λ \(lambda): validation nDCG@10 \(String(format: "%.4f", ndcg)) [\(step + 1)/\(grid.count), \(String(format: "%.1f", elapsed)) s, ETA \(String(format: "%.0f", elapsed / Double(step + 1) * Double(grid.count - step - 1))) s]")
-                if best == nil || ndcg > best!.1 { best = (candidate, ndcg) }
-            }
-            guard let best else { throw lastFailure ?? .invalidOptions("the λ grid is empty") }
-            model = best.0
+            }.model
         } else {
             switch options.kind {
             case .pop: model = PopularityModel(train: train, users: users, items: items)

@@ -252,7 +252,9 @@ public enum DistillCF {
         var teacher: [Float] = []
         var targetBatch: [Float] = []
         let dropout = Double(o.inputDropout)
-        if dropout > 0 { targetBatch = [Float](repeating: 0, count: bu * n) }
+        // With dropout and no teacher, the target is the batch's full rows, the input the rows with items hidden.
+        let rowTarget = dropout > 0 && o.loss != .teacher
+        if rowTarget { targetBatch = [Float](repeating: 0, count: bu * n) }
         if o.loss == .teacher {
             try MemoryBudget.check(bytes: InfiniteAEModel.fitBytes(users: u, items: n) + 4 * u * n, what: "the full-data ∞-AE teacher (--loss squared needs none)")
             let users = IDMap((0..<Int64(u))), items = IDMap((0..<Int64(n)))
@@ -271,10 +273,10 @@ public enum DistillCF {
             var users = Array(0..<u)
             if bu < u { for i in 0..<bu { users.swapAt(i, i + rng.nextBelow(u - i)) } }
             for k in 0..<(bu * n) { batch[k] = 0 }
-            if dropout > 0 && teacher.isEmpty { for k in 0..<(bu * n) { targetBatch[k] = 0 } }
+            if rowTarget { for k in 0..<(bu * n) { targetBatch[k] = 0 } }
             for (r, user) in users.prefix(bu).enumerated() {
                 for c in train.row(user) {
-                    if dropout > 0 && teacher.isEmpty { targetBatch[r * n + Int(c)] = 1 }
+                    if rowTarget { targetBatch[r * n + Int(c)] = 1 }
                     if dropout == 0 || rng.nextDouble() >= dropout { batch[r * n + Int(c)] = 1 }
                 }
                 if !teacher.isEmpty { targetBatch[(r * n)..<((r + 1) * n)] = teacher[(user * n)..<((user + 1) * n)] }

@@ -90,23 +90,19 @@ extension EmbeddingCollection {
     /// calls measured ~2% slower for in-RAM DLRM).
     private func resolveRows(_ ws: EmbeddingWorkspace, pool: ThreadPool) throws(EmbeddingError) {
         let n = specs.count
-        if pool.threadCount == 1 || !storages.contains(where: { $0.prefetches }) {
-            for t in 0..<n {
-                do throws(EmbeddingError) {
-                    ws.tables[t].resolved = try storages[t].rows(for: UnsafeMutableBufferPointer(start: ws.tables[t].ids.pointer, count: ws.tables[t].count))
-                } catch {
-                    for u in 0..<t { storages[u].finishBatch(updated: false) }
-                    throw error
-                }
-            }
-            return
-        }
         if ws.resolvedScratch.count != n { ws.resolvedScratch = [Result<ResolvedRows, EmbeddingError>?](repeating: nil, count: n) }
         let storages = self.storages
-        let ids = (0..<n).map { UnsafeMutableBufferPointer(start: ws.tables[$0].ids.pointer, count: ws.tables[$0].count) }
         ws.resolvedScratch.withUnsafeMutableBufferPointer { results in
-            pool.parallelFor(n) { t in
-                do throws(EmbeddingError) { results[t] = .success(try storages[t].rows(for: ids[t])) } catch { results[t] = .failure(error) }
+            let tables = ws.tables  // read-only here, released before `tables[t].resolved` is written (no copy-on-write)
+            func resolve(_ t: Int) {
+                do throws(EmbeddingError) {
+                    results[t] = .success(try storages[t].rows(for: UnsafeMutableBufferPointer(start: tables[t].ids.pointer, count: tables[t].count)))
+                } catch { results[t] = .failure(error) }
+            }
+            if pool.threadCount > 1 && storages.contains(where: { $0.prefetches }) {
+                pool.parallelFor(n, resolve)
+            } else {
+                for t in 0..<n { resolve(t); if case .failure? = results[t] { break } }  // later tables are not asked
             }
         }
         var failure: EmbeddingError?

@@ -85,32 +85,21 @@ struct CFDistillCommand: ParsableCommand {
             // is reported apart, so the selected summary is also measured on users the choice never saw.
             let halves = validation.map { Self.splitUsers($0) }
             let synthetic = IDMap((1...o.users).map(Int64.init))
-            /// nDCG@10 of ∞-AE fit on a summary, best over the λ grid, on `test`.
-            func bestOverGrid(_ summary: InteractionMatrix, _ test: Interactions, verbose: Bool) throws(CFError) -> (Float, Double) {
-                var best: (Float, Double) = (0, -.infinity)
-                // The summary's kernel does not depend on λ: computed once for the grid (as `cf fit --lambda auto`).
-                let kernel = try InfiniteAEModel.kernelMatrix(summary, algebra: algebra, pool: pool)
-                for l in CFFit.defaultGrid(.infae) {
-                    let m: InfiniteAEModel
-                    do throws(CFError) {
-                        m = try InfiniteAEModel.fit(kernel: kernel, train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra)
-                    } catch {
-                        guard case .numerical = error else { throw error }
-                        log.warning("λ \(l): \(error); skipped")
-                        continue
-                    }
-                    let v = try RankingEvaluation.evaluate(model: m, context: events, test: test, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"] ?? .nan
+            /// ∞-AE fit on a summary, λ searched on `test` (nDCG@10).
+            func searchLambda(_ summary: InteractionMatrix, _ test: Interactions, verbose: Bool) throws(CFError) -> (model: any CFModel, lambda: Float, ndcg10: Double) {
+                try CFFit.searchLambda(.infae, train: summary, users: synthetic, items: itemMap, context: events, valid: test, grid: CFFit.defaultGrid(.infae),
+                                       algebra: algebra, pool: pool, logger: log) { _, l, v in
                     if verbose { log.info("∞-AE on the summary, λ \(l): validation nDCG@10 \(String(format: "%.4f", v))") }
-                    if v > best.1 { best = (l, v) }
                 }
-                guard best.1 > -.infinity else { throw .numerical("no λ of the grid could be fit on the summary") }
-                return best
             }
+            // The λ each scored step chose on the selection half: the held-out report reuses the chosen step's.
+            var selectionLambda: [Int: Float] = [:]
             let selectionHalf = halves?.select ?? Interactions(source: "none")
             let select: (InteractionMatrix, Int) throws(CFError) -> Double = { summary, step throws(CFError) in
-                let (l, v) = try bestOverGrid(summary, selectionHalf, verbose: false)
-                log.info("step \(step): selection-half nDCG@10 \(String(format: "%.4f", v)) (λ \(l))")
-                return v
+                let best = try searchLambda(summary, selectionHalf, verbose: false)
+                selectionLambda[step] = best.lambda
+                log.info("step \(step): selection-half nDCG@10 \(String(format: "%.4f", best.ndcg10)) (λ \(best.lambda))")
+                return best.ndcg10
             }
             let clock = Date()
             let (summary, losses, chosen) = try DistillCF.distill(train: matrix, options: o, algebra: algebra, pool: pool, select: selectEvery > 0 ? select : nil) { step, loss in
@@ -130,17 +119,16 @@ struct CFDistillCommand: ParsableCommand {
             var report = Report(users: summary.rows, items: itemMap.count, interactions: summary.nonZeros, steps: o.steps, final_loss: losses.last,
                                 seconds: seconds)
             if let validation {
-                let best = try bestOverGrid(summary, validation, verbose: true)
+                let best = try searchLambda(summary, validation, verbose: true)
                 let full = try InfiniteAEModel.fit(train: matrix, users: userMap, items: itemMap, lambda: CFFit.defaultLambda(.infae), algebra: algebra, pool: pool)
                 let f = try RankingEvaluation.evaluate(model: full, context: events, test: validation, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
-                report.summary_lambda = Double(best.0)
-                report.ndcg10 = best.1
+                report.summary_lambda = Double(best.lambda)
+                report.ndcg10 = best.ndcg10
                 report.full_ndcg10 = f
-                if let f, f > 0 { report.ratio = best.1 / f }
-                if selectEvery > 0, let h = halves {
+                if let f, f > 0 { report.ratio = best.ndcg10 / f }
+                if selectEvery > 0, let h = halves, let l = selectionLambda[chosen] {
                     report.selected_step = chosen
-                    // λ of the summary's model chosen on the selection half too: nothing about the held-out half is looked at.
-                    let (l, _) = try bestOverGrid(summary, h.select, verbose: false)
+                    // λ of the summary's model as chosen on the selection half: nothing about the held-out half is looked at.
                     let m = try InfiniteAEModel.fit(train: summary, users: synthetic, items: itemMap, lambda: l, algebra: algebra, pool: pool)
                     let a = try RankingEvaluation.evaluate(model: m, context: events, test: h.heldOut, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
                     let fh = try RankingEvaluation.evaluate(model: full, context: events, test: h.heldOut, ks: [10], algebra: algebra, pool: pool).metrics["ndcg@10"]
